@@ -1,0 +1,200 @@
+"""Domain values shared by every layer: job states, jobs, snapshots and events.
+
+Everything here is immutable and free of I/O. Parsing of raw API payloads lives in
+`monitor.dli.parse`; persistence in `monitor.store`; rendering in `monitor.sinks`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime; injected so tests control time."""
+
+
+def utc_now() -> datetime:
+    """Return the current wall-clock time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class JobState(StrEnum):
+    """A batch job state, normalised to lower case.
+
+    DLI documents the first five; the Livy states are accepted because DLI derives from Livy.
+    Anything else becomes `UNKNOWN` (the raw value is kept on the `Job`).
+    """
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RECOVERING = "recovering"
+    SUCCESS = "success"
+    DEAD = "dead"
+    NOT_STARTED = "not_started"
+    IDLE = "idle"
+    BUSY = "busy"
+    SHUTTING_DOWN = "shutting_down"
+    ERROR = "error"
+    KILLED = "killed"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, raw: object) -> JobState:
+        """Normalise a raw API state: case-insensitive, whitespace-tolerant, else UNKNOWN."""
+        if not isinstance(raw, str):
+            return cls.UNKNOWN
+        try:
+            return cls(raw.strip().lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the job can never change state again."""
+        return self in _TERMINAL
+
+    @property
+    def is_failure(self) -> bool:
+        """True for terminal states that mean the job did not succeed."""
+        return self in _FAILURE
+
+
+_TERMINAL = frozenset({JobState.SUCCESS, JobState.DEAD, JobState.ERROR, JobState.KILLED})
+_FAILURE = frozenset({JobState.DEAD, JobState.ERROR, JobState.KILLED})
+
+DLI_STATES: tuple[JobState, ...] = (
+    JobState.STARTING,
+    JobState.RUNNING,
+    JobState.RECOVERING,
+    JobState.SUCCESS,
+    JobState.DEAD,
+)
+"""The states DLI documents; metrics pre-initialise these for every queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One batch job as seen in one listing, already parsed and redacted."""
+
+    id: str
+    state: JobState
+    queue: str
+    name: str = ""
+    owner: str = ""
+    app_id: str = ""
+    sc_type: str = ""
+    raw_state: str = ""
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    duration_ms: int | None = None
+    log_tail: tuple[str, ...] = ()
+    state_since: datetime | None = None
+    """When we first saw the job in its current state; set by the differ, not the API."""
+
+    def same_record(self, other: Job) -> bool:
+        """True when nothing worth persisting differs between the two sightings."""
+        return self == other
+
+
+class EventKind(StrEnum):
+    """What kind of thing happened to a job."""
+
+    TRANSITION = "transition"
+    APPEARED = "appeared"
+    VANISHED = "vanished"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something worth telling people about one job, found by comparing two snapshots.
+
+    `job` is the newest sighting of the job (for `vanished`, the last one we had).
+    `from_state` is None for `appeared`; `to_state` is None for `vanished`.
+    `event_id` is stable across retries and restarts (see `event_id_for`).
+    """
+
+    event_id: str
+    kind: EventKind
+    target: str
+    job: Job
+    from_state: JobState | None
+    to_state: JobState | None
+    observed_at: datetime
+
+    @property
+    def queue(self) -> str:
+        """The queue the job runs on."""
+        return self.job.queue
+
+    @property
+    def is_failure(self) -> bool:
+        """True when the job ended badly (or disappeared while it was still active)."""
+        if self.kind is EventKind.VANISHED:
+            return True
+        return self.to_state is not None and self.to_state.is_failure
+
+
+def event_id_for(
+    target: str,
+    job_id: str,
+    kind: EventKind,
+    from_state: JobState | None,
+    to_state: JobState | None,
+    anchor: datetime | None,
+) -> str:
+    """A stable id for one change, the same however often that change is derived.
+
+    `anchor` is what pins the change in time without depending on when we noticed it:
+    the `state_since` of the previous sighting (unchanged until a cycle commits). A retried
+    page or a restart that re-derives the same change therefore yields the same id, and the
+    store ignores the second copy, while a later, genuinely new change gets a new id.
+    """
+    parts = (
+        target,
+        job_id,
+        kind.value,
+        from_state.value if from_state else "",
+        to_state.value if to_state else "",
+        anchor.isoformat() if anchor else "",
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+Snapshot = Mapping[str, Job]
+"""The jobs of one target keyed by job id, as of one complete listing."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    """How one target's poll went, for the cycle summary and `once`."""
+
+    target: str
+    ok: bool
+    jobs: int = 0
+    events: int = 0
+    baseline: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """The outcome of one cycle over every target: the canonical log line's content."""
+
+    results: tuple[QueueResult, ...]
+    delivered: int
+    failed: int
+    pending: int
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every target polled successfully."""
+        return all(r.ok for r in self.results)
+
+    @property
+    def events(self) -> int:
+        """Events found across every target this cycle."""
+        return sum(r.events for r in self.results)
