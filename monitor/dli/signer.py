@@ -51,9 +51,7 @@ def canonical_query(params: Iterable[tuple[str, str]]) -> str:
 def signed_header_names(headers: Mapping[str, str]) -> list[str]:
     """Lower-cased names of the headers to sign: all but `Authorization` and names with `_`."""
     names = {
-        name.lower()
-        for name in headers
-        if "_" not in name and name.lower() != "authorization"
+        name.lower() for name in headers if "_" not in name and name.lower() != "authorization"
     }
     return sorted(names)
 

@@ -1,0 +1,311 @@
+"""The composition root: builds every part from `Settings` and runs the daemon's lifecycle.
+
+This is the only module that knows the concrete classes. `Monitor` owns the one aiohttp
+`ClientSession`, the store, the metrics server and the scheduler inside an `AsyncExitStack`;
+`run()` waits for SIGTERM/SIGINT (the handlers only set an event) and then shuts down in a
+fixed order: pause the scheduler, let the in-flight cycle finish within `shutdown_timeout`,
+deliver what can still be delivered, stop the scheduler, the HTTP server, the store, and
+close the session last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from monitor import __version__
+from monitor.config import (
+    AkSkAuthSettings,
+    ConsoleSinkSettings,
+    Settings,
+    TokenAuthSettings,
+    WebhookSinkSettings,
+)
+from monitor.cycle import Cycle, CycleOptions
+from monitor.diff import Baseline
+from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
+from monitor.dli.auth import AkSkAuth, Auth, IamTokenAuth, NoAuth
+from monitor.dli.budget import RequestBudget
+from monitor.dli.client import DliClient, RetryPolicy
+from monitor.health import Health
+from monitor.metrics import Metrics
+from monitor.models import Clock, CycleReport, utc_now
+from monitor.poller import ALL_QUEUES
+from monitor.redact import redact_url
+from monitor.scheduler import TrackedJob, build_scheduler, drain
+from monitor.server import make_app, start_server
+from monitor.sinks import ConsoleSink, Sink, WebhookSink
+from monitor.store import Store
+
+log = structlog.get_logger(__name__)
+
+DELIVERY_INTERVAL_S = 5.0
+"""How often retries that fell due between cycles are attempted."""
+
+
+def targets_of(settings: Settings) -> tuple[str, ...]:
+    """The poll targets: each configured queue, or `*` for the whole project."""
+    if settings.queues == ALL_QUEUES:
+        return (ALL_QUEUES,)
+    return tuple(settings.queues)
+
+
+def build_auth(settings: Settings, session: aiohttp.ClientSession, clock: Clock) -> Auth:
+    """The request authenticator the config asks for."""
+    auth = settings.dli.auth
+    if isinstance(auth, AkSkAuthSettings):
+        token = auth.security_token.get_secret_value() if auth.security_token else None
+        return AkSkAuth(
+            auth.access_key.get_secret_value(),
+            auth.secret_key.get_secret_value(),
+            token or None,
+            clock=clock,
+        )
+    if isinstance(auth, TokenAuthSettings):
+        return IamTokenAuth(
+            session,
+            iam_endpoint=str(auth.iam_endpoint),
+            domain_name=auth.domain_name,
+            username=auth.username,
+            password=auth.password.get_secret_value(),
+            project_id=settings.dli.project_id,
+            clock=clock,
+        )
+    return NoAuth()
+
+
+def build_sinks(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Sink]:
+    """One sink per configured entry, keyed by its name."""
+    sinks: dict[str, Sink] = {}
+    for entry in settings.sinks:
+        if isinstance(entry, WebhookSinkSettings):
+            timeout = entry.timeout if entry.timeout is not None else settings.delivery.timeout
+            sinks[entry.name] = WebhookSink(
+                entry.name,
+                entry.url.get_secret_value(),
+                session=session,
+                project_id=settings.dli.project_id,
+                timeout_s=timeout,
+                headers={k: v.get_secret_value() for k, v in entry.headers.items()},
+            )
+        elif isinstance(entry, ConsoleSinkSettings):
+            sinks[entry.name] = ConsoleSink(entry.name)
+    return sinks
+
+
+class Monitor:
+    """Every long-lived part of the daemon, built from settings and torn down in order."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics(version=__version__)
+        self.health = Health(stale_after_s=_stale_after(settings), clock=clock)
+        self._stack = AsyncExitStack()
+        self._delivery_lock = asyncio.Lock()
+        self.store: Store
+        self.cycle: Cycle
+        self.dispatcher: Dispatcher
+        self.server_port: int | None = None
+
+    async def __aenter__(self) -> Monitor:
+        settings = self.settings
+        session = await self._stack.enter_async_context(
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=20),
+                timeout=aiohttp.ClientTimeout(total=max(settings.dli.request_timeout, 1.0) * 3),
+            )
+        )
+        self.store = Store.open(_state_path(settings))
+        self._stack.callback(self.store.close)
+        sinks = build_sinks(settings, session)
+        self.metrics.declare(queues=_declared_queues(settings), sinks=sinks)
+        self.dispatcher = Dispatcher(
+            self.store,
+            sinks,
+            policy=DeliveryPolicy(
+                backoff=tuple(settings.delivery.backoff),
+                max_age_s=settings.delivery.max_age,
+                batch_size=settings.delivery.batch_size,
+            ),
+            clock=self.clock,
+            observer=self.metrics.observe_notification,
+        )
+        client = DliClient(
+            session,
+            endpoint=str(settings.dli.endpoint),
+            project_id=settings.dli.project_id,
+            auth=build_auth(settings, session, self.clock),
+            timeout_s=settings.dli.request_timeout,
+            budget=RequestBudget(settings.dli.max_requests_per_minute),
+            retry=RetryPolicy(
+                attempts=settings.dli.retry.attempts,
+                backoff=tuple(settings.dli.retry.backoff),
+            ),
+            observer=self.metrics.observe_api_request,
+        )
+        self.cycle = Cycle(
+            client=client,
+            store=self.store,
+            dispatcher=_LockedDispatcher(self.dispatcher, self._delivery_lock),  # type: ignore[arg-type]
+            metrics=self.metrics,
+            health=self.health,
+            sinks=list(sinks),
+            options=CycleOptions(
+                targets=targets_of(settings),
+                page_size=settings.dli.page_size,
+                listing_attempts=settings.poll.listing_attempts,
+                confirm_concurrency=settings.dli.max_concurrency,
+                baseline=Baseline(settings.poll.baseline),
+                delivery_budget_s=max(5.0, settings.poll.interval / 2),
+            ),
+            clock=self.clock,
+        )
+        self.metrics.set_outbox_pending(self.store.pending_by_sink())
+        log.info(
+            "monitor configured",
+            version=__version__,
+            endpoint=redact_url(str(settings.dli.endpoint)),
+            targets=list(targets_of(settings)),
+            sinks=list(sinks),
+            state=str(_state_path(settings)),
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    async def start_server(self) -> None:
+        """Serve /metrics, /healthz and /readyz if the config enables it."""
+        server = self.settings.server
+        if not server.enabled:
+            return
+        runner = await start_server(
+            make_app(self.metrics, self.health, views=self._views), server.host, server.port
+        )
+        self._stack.push_async_callback(runner.cleanup)
+        self.server_port = _bound_port(runner)
+        log.info("http server listening", host=server.host, port=self.server_port)
+
+    async def run_cycle(self) -> CycleReport:
+        """One cycle; what the scheduler runs."""
+        return await self.cycle.run_once()
+
+    async def deliver(self, timeout: float | None = None) -> DeliveryReport:
+        """Drain the outbox once (serialised with the cycle's own drain)."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        async with self._delivery_lock:
+            report = await self.dispatcher.drain(deadline=deadline)
+        self.metrics.set_outbox_pending(self.store.pending_by_sink())
+        return report
+
+    def _views(self) -> Mapping[str, Any]:
+        return {
+            "version": __version__,
+            "health": self.health.snapshot(),
+            "outbox_pending": self.store.pending_by_sink(),
+            "targets": {
+                target: (len(jobs) if (jobs := self.cycle.snapshot(target)) is not None else None)
+                for target in targets_of(self.settings)
+            },
+        }
+
+
+class _LockedDispatcher:
+    """The dispatcher behind the monitor's delivery lock, so two drains never overlap."""
+
+    def __init__(self, dispatcher: Dispatcher, lock: asyncio.Lock) -> None:
+        self._dispatcher = dispatcher
+        self._lock = lock
+
+    async def drain(self, *, deadline: float | None = None) -> DeliveryReport:
+        async with self._lock:
+            return await self._dispatcher.drain(deadline=deadline)
+
+
+async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT (or `stop` is set); returns the exit code."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    try:
+        async with Monitor(settings) as monitor:
+            await monitor.start_server()
+            cycle_job = TrackedJob("poll cycle", _logged(monitor.run_cycle))
+            delivery_job = TrackedJob("outbox drain", _logged(monitor.deliver))
+            scheduler = build_scheduler(
+                cycle=cycle_job,
+                interval_s=settings.poll.interval,
+                delivery=delivery_job,
+                delivery_interval_s=min(DELIVERY_INTERVAL_S, settings.poll.interval),
+            )
+            scheduler.start()
+            log.info("monitor started", interval_s=settings.poll.interval)
+            await stop.wait()
+            log.info("shutting down", timeout_s=settings.shutdown_timeout)
+            started = loop.time()
+            finished = await drain(scheduler, [cycle_job, delivery_job], settings.shutdown_timeout)
+            remaining = settings.shutdown_timeout - (loop.time() - started)
+            if remaining > 0:
+                report = await monitor.deliver(timeout=remaining)
+                log.info("final delivery", delivered=report.delivered, failed=report.failed)
+            log.info("monitor stopped", cycle_finished=finished)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+async def run_once(settings: Settings) -> CycleReport:
+    """One poll of every target and one delivery pass; what `dli-monitor once` does."""
+    async with Monitor(settings) as monitor:
+        return await monitor.run_cycle()
+
+
+def _logged(func: Any) -> Any:
+    """Wrap a job so that an unexpected exception is logged, never lost in the scheduler."""
+
+    async def job() -> None:
+        try:
+            await func()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduled job failed")
+
+    return job
+
+
+def _stale_after(settings: Settings) -> float:
+    """How old the last successful cycle may be before /healthz fails."""
+    return 3 * settings.poll.interval + settings.dli.request_timeout * 2 + 30
+
+
+def _state_path(settings: Settings) -> Path | str:
+    path = settings.state.path
+    return path if str(path) == ":memory:" else Path(path)
+
+
+def _declared_queues(settings: Settings) -> list[str]:
+    return [] if settings.queues == ALL_QUEUES else list(settings.queues)
+
+
+def _bound_port(runner: aiohttp.web.AppRunner) -> int | None:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        for sock in sockets:
+            return int(sock.getsockname()[1])
+    return None

@@ -1,0 +1,144 @@
+"""The `dli-monitor` command line: argument parsing, logging set-up and exit codes.
+
+Commands: `run`, `once`, `check-config`, `demo`, `simulate`. Exit codes: 0 success, 1 a
+runtime failure (for `once`: a target failed to poll), 2 invalid configuration or usage.
+Everything that does work lives elsewhere; this module only parses and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from monitor import __version__
+from monitor.config import ConfigError, Settings, load_settings, render_effective, secret_values
+from monitor.logs import add_secrets, configure
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+CONFIG_ENV = "DLI_MONITOR_CONFIG"
+
+log = structlog.get_logger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="dli-monitor",
+        description="Watch Huawei Cloud DLI Spark batch jobs and report their state changes.",
+    )
+    parser.add_argument("--version", action="version", version=f"dli-monitor {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=None,
+        help="log format (default: console on a terminal, JSON otherwise)",
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for name, text in (
+        ("run", "run the daemon until SIGTERM/SIGINT"),
+        ("once", "poll every queue once, deliver, print a summary"),
+        ("check-config", "validate the config and print it with secrets masked"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--config",
+            default=os.environ.get(CONFIG_ENV),
+            help=f"config file (default: ${CONFIG_ENV})",
+        )
+
+    demo = commands.add_parser(
+        "demo", help="run the monitor against the built-in simulator, no config needed"
+    )
+    demo.add_argument("--listen", default="127.0.0.1:9108", help="metrics address")
+    demo.add_argument("--interval", default="5s", help="poll interval")
+    demo.add_argument("--state", default=None, help="state file (default: a temporary one)")
+
+    simulate = commands.add_parser("simulate", help="run the DLI simulator alone")
+    simulate.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on")
+    simulate.add_argument("--scenario", default=None, help="scenario YAML (default: the demo)")
+    simulate.add_argument("--project-id", default="demo0000000000000000000000000000")
+    simulate.add_argument("--auth", choices=["none", "aksk"], default="none")
+    simulate.add_argument("--access-key", default=os.environ.get("SIM_ACCESS_KEY"))
+    simulate.add_argument("--secret-key", default=os.environ.get("SIM_SECRET_KEY"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dli-monitor` script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure(args.log_format, args.log_level)
+    try:
+        return _dispatch(args, parser)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.command == "demo":
+        from monitor.demo import run_demo
+
+        return asyncio.run(run_demo(listen=args.listen, interval=args.interval, state=args.state))
+    if args.command == "simulate":
+        from monitor.demo import run_simulator
+
+        if args.auth == "aksk" and not (args.access_key and args.secret_key):
+            parser.error("--auth aksk needs --access-key and --secret-key")
+        return asyncio.run(
+            run_simulator(
+                listen=args.listen,
+                scenario=args.scenario,
+                project_id=args.project_id,
+                auth=args.auth,
+                access_key=args.access_key,
+                secret_key=args.secret_key,
+            )
+        )
+    settings = _load(args.config)
+    if settings is None:
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        sys.stdout.write(render_effective(settings))
+        sys.stdout.write("config is valid\n")
+        return EXIT_OK
+    from monitor import app
+
+    if args.command == "once":
+        report = asyncio.run(app.run_once(settings))
+        for result in report.results:
+            status = "ok" if result.ok else f"FAILED: {result.error}"
+            baseline = " (baseline)" if result.baseline else ""
+            sys.stdout.write(
+                f"{result.target}: {status}; {result.jobs} jobs, {result.events} events{baseline}\n"
+            )
+        sys.stdout.write(
+            f"delivered {report.delivered}, failed {report.failed}, pending {report.pending}\n"
+        )
+        return EXIT_OK if report.ok else EXIT_FAILURE
+    return asyncio.run(app.run(settings))
+
+
+def _load(path: str | None) -> Settings | None:
+    """Load and validate the config; print every problem and return None when invalid."""
+    if not path:
+        sys.stderr.write(f"error: no config file: pass --config FILE or set ${CONFIG_ENV}\n")
+        return None
+    try:
+        settings = load_settings(Path(path))
+    except ConfigError as exc:
+        sys.stderr.write(f"error: invalid configuration in {path}:\n")
+        for problem in exc.problems:
+            sys.stderr.write(f"  {problem}\n")
+        return None
+    add_secrets(secret_values(settings))
+    return settings

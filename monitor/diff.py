@@ -1,0 +1,176 @@
+"""The differ: pure functions that turn two snapshots of one target into events.
+
+`diff(previous, current, ...)` compares the stored snapshot with a complete listing and
+returns the events plus the next snapshot (and the rows to write). It does no I/O, no logging
+and reads no clock: `now` is passed in. Confirming a job that left the listing needs an API
+call, so that happens before, in the cycle: `find_missing` says which jobs to confirm, and
+the answers come back in as `confirmed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from monitor.models import Event, EventKind, Job, JobState, Snapshot, event_id_for
+
+
+class Baseline(StrEnum):
+    """What the first poll of a target reports."""
+
+    SILENT = "silent"
+    """Record every existing job, report nothing."""
+    NOTIFY = "notify"
+    """Record every existing job and report the ones still active as `appeared`."""
+
+
+GONE: None = None
+"""Value in `confirmed` for a job the state call says no longer exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    """The events one listing produced and the snapshot that replaces the previous one."""
+
+    events: tuple[Event, ...]
+    snapshot: dict[str, Job]
+    upserts: tuple[Job, ...]
+    removals: tuple[str, ...]
+
+
+def find_missing(previous: Snapshot | None, current: Snapshot) -> tuple[Job, ...]:
+    """Tracked jobs still active when last seen but absent from a complete listing.
+
+    Nothing may be said about them until `GET .../batches/{id}/state` confirms what happened.
+    """
+    if previous is None:
+        return ()
+    missing = [
+        job
+        for job_id, job in previous.items()
+        if job_id not in current and not job.state.is_terminal
+    ]
+    return tuple(sorted(missing, key=_order))
+
+
+def diff(
+    previous: Snapshot | None,
+    current: Snapshot,
+    *,
+    target: str,
+    now: datetime,
+    confirmed: Mapping[str, JobState | None] | None = None,
+    baseline: Baseline = Baseline.SILENT,
+) -> DiffResult:
+    """Compare a complete listing with the previous snapshot of the same target.
+
+    - `previous is None`: first poll, a baseline (silent unless `baseline` says otherwise).
+    - A job not seen before is `appeared`, whatever its state (already `dead` is a failure).
+    - A job whose state changed is a `transition`; an `unknown` state never replaces a known
+      one, so an unparseable value can neither raise nor clear an alarm.
+    - A tracked active job missing from the listing is looked up in `confirmed`: a state
+      means a transition (or nothing), `GONE` means `vanished`, no answer means unchanged.
+    - A terminal job missing from the listing has aged out of DLI's history: dropped silently.
+    """
+    answers = confirmed or {}
+    events: list[Event] = []
+    snapshot: dict[str, Job] = {}
+    upserts: list[Job] = []
+    removals: list[str] = []
+
+    for job in sorted(current.values(), key=_order):
+        before = previous.get(job.id) if previous is not None else None
+        seen, event = _compare(before, job, target=target, now=now)
+        if previous is None:
+            event = _baseline_event(seen, target=target, now=now, mode=baseline)
+        snapshot[job.id] = seen
+        if before is None or seen != before:
+            upserts.append(seen)
+        if event is not None:
+            events.append(event)
+
+    for before in sorted((previous or {}).values(), key=_order):
+        if before.id in current:
+            continue
+        if before.state.is_terminal:
+            removals.append(before.id)
+            continue
+        if before.id not in answers:
+            snapshot[before.id] = before
+            continue
+        state = answers[before.id]
+        if state is GONE:
+            removals.append(before.id)
+            gone = _event(EventKind.VANISHED, target, before, before.state, None, now, before)
+            events.append(gone)
+            continue
+        sighting = dataclasses.replace(before, state=state, raw_state=state.value)
+        seen, event = _compare(before, sighting, target=target, now=now)
+        snapshot[before.id] = seen
+        if seen != before:
+            upserts.append(seen)
+        if event is not None:
+            events.append(event)
+
+    return DiffResult(tuple(events), snapshot, tuple(upserts), tuple(removals))
+
+
+def _compare(
+    before: Job | None, job: Job, *, target: str, now: datetime
+) -> tuple[Job, Event | None]:
+    """The job as it should be stored, and the event its sighting means (if any)."""
+    if before is None:
+        seen = dataclasses.replace(job, state_since=_since(job, now))
+        return seen, _event(EventKind.APPEARED, target, seen, None, job.state, now, None)
+    if job.state is JobState.UNKNOWN or job.state is before.state:
+        kept_state = before.state
+        seen = dataclasses.replace(job, state=kept_state, state_since=before.state_since)
+        if job.state is JobState.UNKNOWN and before.state is not JobState.UNKNOWN:
+            seen = dataclasses.replace(seen, raw_state=before.raw_state)
+        return seen, None
+    seen = dataclasses.replace(job, state_since=now)
+    return seen, _event(EventKind.TRANSITION, target, seen, before.state, job.state, now, before)
+
+
+def _baseline_event(job: Job, *, target: str, now: datetime, mode: Baseline) -> Event | None:
+    """On the first poll only active jobs are reported, and only in `notify` mode."""
+    if mode is Baseline.NOTIFY and not job.state.is_terminal:
+        return _event(EventKind.APPEARED, target, job, None, job.state, now, None)
+    return None
+
+
+def _event(
+    kind: EventKind,
+    target: str,
+    job: Job,
+    from_state: JobState | None,
+    to_state: JobState | None,
+    now: datetime,
+    before: Job | None,
+) -> Event:
+    anchor = before.state_since if before is not None else job.create_time
+    return Event(
+        event_id=event_id_for(target, job.id, kind, from_state, to_state, anchor),
+        kind=kind,
+        target=target,
+        job=job,
+        from_state=from_state,
+        to_state=to_state,
+        observed_at=now,
+    )
+
+
+def _since(job: Job, now: datetime) -> datetime:
+    """Best estimate of when a job we see for the first time entered its current state."""
+    if job.update_time is not None and job.update_time <= now:
+        return job.update_time
+    return now
+
+
+def _order(job: Job) -> tuple[float, str]:
+    """Oldest job first, so events come out in the order the jobs were created."""
+    created = job.create_time.timestamp() if job.create_time else 0.0
+    return (created, job.id)

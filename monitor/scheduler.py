@@ -1,0 +1,104 @@
+"""APScheduler wiring: when the cycle and the outbox drain run, and how they stop.
+
+Two interval jobs on an `AsyncIOScheduler`: the poll cycle (first run immediately) and a
+frequent outbox drain for retries that fall due between cycles. Both run with
+`max_instances=1` and `coalesce=True`, so a slow cycle is never doubled and missed runs collapse
+into one. `TrackedJob` remembers the running task so shutdown can wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+CYCLE_JOB = "poll-cycle"
+DELIVERY_JOB = "outbox-drain"
+
+
+class TrackedJob:
+    """Wraps an async job function and remembers its in-flight runs."""
+
+    def __init__(self, name: str, func: Callable[[], Awaitable[Any]]) -> None:
+        self.name = name
+        self._func = func
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self) -> None:
+        """Run the job once; exceptions were already logged by the job itself."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await self._func()
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for the in-flight runs to finish; True if they did within `timeout`."""
+        running = [t for t in self._running if t is not asyncio.current_task()]
+        if not running:
+            return True
+        _done, pending = await asyncio.wait(running, timeout=max(0.0, timeout))
+        return not pending
+
+    async def cancel(self) -> None:
+        """Cancel the runs still in flight and wait until they have unwound."""
+        running = [t for t in self._running if t is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+def build_scheduler(
+    *,
+    cycle: TrackedJob,
+    interval_s: float,
+    delivery: TrackedJob,
+    delivery_interval_s: float,
+) -> AsyncIOScheduler:
+    """An `AsyncIOScheduler` with the cycle (starting now) and the outbox drain."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(
+        cycle,
+        IntervalTrigger(seconds=interval_s, timezone=UTC),
+        id=CYCLE_JOB,
+        name=cycle.name,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(1, int(interval_s)),
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        delivery,
+        IntervalTrigger(seconds=delivery_interval_s, timezone=UTC),
+        id=DELIVERY_JOB,
+        name=delivery.name,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(1, int(delivery_interval_s)),
+    )
+    return scheduler
+
+
+async def drain(scheduler: AsyncIOScheduler, jobs: list[TrackedJob], timeout: float) -> bool:
+    """Stop starting jobs, wait up to `timeout` for running ones, then shut the scheduler down.
+
+    Returns True when every running job finished in time; the others are cancelled.
+    """
+    scheduler.pause()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    finished = True
+    for job in jobs:
+        finished = await job.wait(deadline - loop.time()) and finished
+    if not finished:
+        for job in jobs:
+            await job.cancel()
+    scheduler.shutdown(wait=False)
+    return finished
