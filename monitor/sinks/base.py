@@ -1,0 +1,98 @@
+"""The sink contract: the `Sink` protocol, `SinkError`, and HTTP status classification.
+
+A sink sends one event somewhere and either returns (delivered) or raises `SinkError` saying
+whether trying again later could help. Sinks never retry and never sleep: retry policy lives in
+one place, `monitor.dispatch`. Everything here keeps secrets out of error texts: a reason never
+holds a URL path or query, a token or a password (`safe_text`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from monitor.models import Event, utc_now
+from monitor.redact import redact_text, redact_url
+
+EXCERPT_CHARS = 200
+"""How much of a response body (after redaction) an error reason may quote."""
+
+_URL = re.compile(r"""(?i)\b[a-z][a-z0-9+.-]*://[^\s"'<>]+""")
+_SPACE = re.compile(r"\s+")
+
+
+class SinkError(Exception):
+    """A send that did not deliver; `retryable` says whether a later attempt may succeed."""
+
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"SinkError({self.reason!r}, retryable={self.retryable},"
+            f" retry_after={self.retry_after})"
+        )
+
+
+class Sink(Protocol):
+    """Somewhere events go: one `send` per event, raising `SinkError` when not delivered."""
+
+    @property
+    def name(self) -> str:
+        """The configured name, unique among sinks; outbox rows are keyed by it."""
+        ...
+
+    async def send(self, event: Event) -> None:
+        """Deliver one event or raise `SinkError`; never retries by itself."""
+        ...
+
+
+def safe_text(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` fit for logs and error reasons: URLs cut to their host, credentials masked."""
+    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    text = _SPACE.sub(" ", redact_text(text)).strip()
+    if len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date); None if absent."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - now).total_seconds())
+
+
+def is_retryable_status(status: int) -> bool:
+    """408, 429 and every 5xx may succeed later; other statuses will not."""
+    return status in (408, 429) or 500 <= status <= 599
+
+
+def classify_status(
+    status: int, body: str, retry_after_header: str | None, *, now: datetime | None = None
+) -> SinkError | None:
+    """None for 2xx; otherwise a `SinkError` (408/429/5xx retryable, the rest permanent)."""
+    if 200 <= status <= 299:
+        return None
+    excerpt = safe_text(body)
+    reason = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
+    if not is_retryable_status(status):
+        return SinkError(reason, retryable=False)
+    retry_after = parse_retry_after(retry_after_header, now or utc_now())
+    return SinkError(reason, retryable=True, retry_after=retry_after)

@@ -1,0 +1,81 @@
+"""The console sink: one human-readable line per event on stdout (or any text stream).
+
+Used by `demo`, by dry runs and by people trying the monitor out. It never fails: a closed or
+broken stream is ignored, because a console is not worth retrying.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from monitor.codec import format_time
+from monitor.models import Event, EventKind
+from monitor.redact import redact_text
+
+LOG_LINES = 3
+"""How many of the job's last log lines a failure shows."""
+
+
+class ConsoleSink:
+    """Writes `time  queue  name (id…)  from → to  after 12m3s  owner=x` per event."""
+
+    def __init__(self, name: str, stream: TextIO | None = None) -> None:
+        self._name = name
+        self._stream = stream
+
+    @property
+    def name(self) -> str:
+        """The configured sink name."""
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"ConsoleSink(name={self._name!r})"
+
+    async def send(self, event: Event) -> None:
+        """Print the event; never raises."""
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            stream.write(render_line(event) + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken console must not hold up the outbox
+
+
+def render_line(event: Event) -> str:
+    """The event as one line, plus the last log lines indented below it for failures."""
+    job = event.job
+    observed = format_time(event.observed_at.replace(microsecond=0))
+    label = f"{job.name or '(unnamed)'} ({job.id[:4]}…)"
+    parts = [observed, job.queue, label, _states(event)]
+    if job.duration_ms is not None:
+        parts.append(f"after {format_duration(job.duration_ms / 1000)}")
+    if job.owner:
+        parts.append(f"owner={job.owner}")
+    lines = ["  ".join(parts)]
+    if event.is_failure:
+        lines.extend(f"    {redact_text(line)}" for line in job.log_tail[-LOG_LINES:])
+    return "\n".join(lines)
+
+
+def format_duration(seconds: float) -> str:
+    """Compact duration: `45s`, `12m3s`, `2h5m`, `3d4h`."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _states(event: Event) -> str:
+    if event.kind is EventKind.APPEARED:
+        return f"new → {event.to_state}"
+    if event.kind is EventKind.VANISHED:
+        return f"{event.from_state} → gone"
+    return f"{event.from_state} → {event.to_state}"

@@ -1,0 +1,350 @@
+"""The SQLite store: per-target job snapshots, the events found, and the delivery outbox.
+
+One file (or `:memory:`), stdlib `sqlite3`, WAL journal and `synchronous=FULL`. The central
+promise is `Store.commit_poll`: the new snapshot rows, the "baseline done" mark, the events and
+one outbox row per (event, sink) are written in ONE transaction, so a crash leaves either the
+old state or the new one, never half of each. Event ids are primary keys: an event derived a
+second time (retried page, restart) is silently ignored. The dispatcher then walks the outbox
+with `due` and records outcomes with the `mark_*` methods.
+
+The API is synchronous: writes take milliseconds and happen on the event loop's thread.
+What lives elsewhere: the JSON shape of jobs and events (`monitor.codec`), delivery policy and
+retries (`monitor.dispatch`), and the path of the file (the app, from config).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor.codec import event_from_dict, event_to_dict, job_from_dict, job_to_dict
+from monitor.models import Event, Job
+
+SCHEMA_VERSION = 1
+"""Stored in `PRAGMA user_version`; a file with a newer version is refused."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS targets (
+    target      TEXT PRIMARY KEY,
+    baseline_at TEXT NOT NULL,
+    polled_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    target TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (target, job_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id   TEXT NOT NULL UNIQUE,
+    target     TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+    sink            TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error      TEXT NOT NULL DEFAULT '',
+    done_at         TEXT,
+    PRIMARY KEY (event_id, sink)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+"""
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+
+class StoreError(Exception):
+    """The state file cannot be used (newer schema, not a database, unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """What the store knows about one target: its last snapshot and when the baseline was set."""
+
+    jobs: dict[str, Job]
+    baseline_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One pending outbox row: an event still to be sent to one sink."""
+
+    event: Event
+    sink: str
+    attempts: int
+    created_at: datetime
+
+
+def _stamp(moment: datetime) -> str:
+    """A fixed-width UTC timestamp, so that string order is time order in SQL."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("naive datetime: the store only accepts timezone-aware times")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _unstamp(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+class Store:
+    """Snapshots, events and outbox in one SQLite file; every write is one transaction."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        """Wrap an open connection whose schema is in place; use `Store.open` instead."""
+        self._db = connection
+        self._path = path
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (or create) the state file, set WAL + synchronous=FULL, check the schema version."""
+        name = str(path)
+        if name != ":memory:":
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(name, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state file {name}: {exc}") from exc
+        try:
+            _prepare(connection, name)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, name)
+
+    def close(self) -> None:
+        """Close the file; committed data is already durable."""
+        self._db.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self._path!r})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK and re-raise on any error."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def load_target(self, target: str) -> TargetState | None:
+        """The stored snapshot of a target, or None until its first commit (no baseline yet)."""
+        row = self._db.execute(
+            "SELECT baseline_at FROM targets WHERE target = ?", (target,)
+        ).fetchone()
+        if row is None:
+            return None
+        jobs: dict[str, Job] = {}
+        for job_id, data in self._db.execute(
+            "SELECT job_id, data FROM jobs WHERE target = ?", (target,)
+        ):
+            jobs[job_id] = job_from_dict(json.loads(data))
+        return TargetState(jobs=jobs, baseline_at=_unstamp(row[0]))
+
+    def targets(self) -> list[str]:
+        """Every target that has a baseline, sorted."""
+        return [row[0] for row in self._db.execute("SELECT target FROM targets ORDER BY target")]
+
+    def commit_poll(
+        self,
+        target: str,
+        *,
+        upserts: Iterable[Job],
+        removals: Iterable[str],
+        events: Sequence[Event],
+        sinks: Sequence[str],
+        now: datetime,
+    ) -> list[Event]:
+        """Write one poll's outcome atomically; returns the events that were new (not duplicates).
+
+        In one transaction: upsert and remove the target's snapshot rows, mark the target
+        baselined (keeping the first `baseline_at`), insert the events (a known `event_id` is
+        skipped) and one pending outbox row per (new event, sink), due at `now`. Any error
+        rolls everything back and is raised.
+        """
+        stamp = _stamp(now)
+        inserted: list[Event] = []
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO targets (target, baseline_at, polled_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (target) DO UPDATE SET polled_at = excluded.polled_at",
+                (target, stamp, stamp),
+            )
+            db.executemany(
+                "INSERT INTO jobs (target, job_id, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (target, job_id) DO UPDATE SET data = excluded.data",
+                ((target, job.id, json.dumps(job_to_dict(job))) for job in upserts),
+            )
+            db.executemany(
+                "DELETE FROM jobs WHERE target = ? AND job_id = ?",
+                ((target, job_id) for job_id in removals),
+            )
+            for event in events:
+                if event.target != target:
+                    raise ValueError(
+                        f"event {event.event_id} belongs to target {event.target!r},"
+                        f" not {target!r}"
+                    )
+                cursor = db.execute(
+                    "INSERT INTO events (event_id, target, data, created_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    (event.event_id, target, json.dumps(event_to_dict(event)), stamp),
+                )
+                if cursor.rowcount != 1:
+                    continue
+                inserted.append(event)
+                db.executemany(
+                    "INSERT INTO outbox (event_id, sink, next_attempt_at) VALUES (?, ?, ?)",
+                    ((event.event_id, sink, stamp) for sink in dict.fromkeys(sinks)),
+                )
+        return inserted
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def due(
+        self, now: datetime, limit: int = 100, *, exclude_sinks: Collection[str] = ()
+    ) -> list[Delivery]:
+        """Pending rows whose next attempt is at or before `now`, oldest event first."""
+        skip = sorted(set(exclude_sinks))
+        marks = ", ".join("?" for _ in skip)
+        where = f" AND o.sink NOT IN ({marks})" if skip else ""
+        rows = self._db.execute(
+            "SELECT e.data, o.sink, o.attempts, e.created_at"
+            " FROM outbox AS o JOIN events AS e ON e.event_id = o.event_id"
+            f" WHERE o.status = 'pending' AND o.next_attempt_at <= ?{where}"
+            " ORDER BY e.seq, o.sink LIMIT ?",
+            (_stamp(now), *skip, limit),
+        ).fetchall()
+        return [
+            Delivery(
+                event=event_from_dict(json.loads(data)),
+                sink=sink,
+                attempts=attempts,
+                created_at=_unstamp(created_at),
+            )
+            for data, sink, attempts, created_at in rows
+        ]
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest pending row falls due (None when nothing is pending)."""
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return None if row[0] is None else _unstamp(row[0])
+
+    def mark_delivered(self, event_id: str, sink: str, now: datetime) -> None:
+        """Record a successful send (attempts += 1); a row no longer pending is left alone."""
+        self._finish(event_id, sink, DELIVERED, "", now, attempted=True)
+
+    def mark_retry(
+        self, event_id: str, sink: str, *, next_attempt_at: datetime, reason: str
+    ) -> None:
+        """Record a failed attempt to be repeated at `next_attempt_at` (attempts += 1)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE event_id = ? AND sink = ? AND status = 'pending'",
+                (_stamp(next_attempt_at), reason, event_id, sink),
+            )
+            self._check_row(cursor, event_id, sink)
+
+    def mark_failed(
+        self, event_id: str, sink: str, *, reason: str, now: datetime, attempted: bool = True
+    ) -> None:
+        """Give up on a row for good; `attempted=False` when no send was made (sink removed)."""
+        self._finish(event_id, sink, FAILED, reason, now, attempted=attempted)
+
+    def _finish(
+        self, event_id: str, sink: str, status: str, reason: str, now: datetime, *, attempted: bool
+    ) -> None:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ?,"
+                " done_at = ? WHERE event_id = ? AND sink = ? AND status = 'pending'",
+                (status, int(attempted), reason, _stamp(now), event_id, sink),
+            )
+            self._check_row(cursor, event_id, sink)
+
+    def _check_row(self, cursor: sqlite3.Cursor, event_id: str, sink: str) -> None:
+        """Raise KeyError when no outbox row exists at all (a finished row is not an error)."""
+        if cursor.rowcount == 1:
+            return
+        exists = self._db.execute(
+            "SELECT 1 FROM outbox WHERE event_id = ? AND sink = ?", (event_id, sink)
+        ).fetchone()
+        if exists is None:
+            raise KeyError(f"no outbox row for event {event_id} and sink {sink!r}")
+
+    def pending_by_sink(self) -> dict[str, int]:
+        """How many rows are still pending, per sink (sinks with none are left out)."""
+        return dict(
+            self._db.execute(
+                "SELECT sink, COUNT(*) FROM outbox WHERE status = 'pending'"
+                " GROUP BY sink ORDER BY sink"
+            ).fetchall()
+        )
+
+    def outcome(self, event_id: str, sink: str) -> tuple[str, int, str]:
+        """(status, attempts, last_error) of one outbox row; KeyError when there is none."""
+        row = self._db.execute(
+            "SELECT status, attempts, last_error FROM outbox WHERE event_id = ? AND sink = ?",
+            (event_id, sink),
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no outbox row for event {event_id} and sink {sink!r}")
+        return str(row[0]), int(row[1]), str(row[2])
+
+    def prune(self, *, older_than: datetime) -> int:
+        """Delete events created before `older_than` with nothing pending; returns how many."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM events WHERE created_at < ? AND NOT EXISTS ("
+                " SELECT 1 FROM outbox AS o"
+                " WHERE o.event_id = events.event_id AND o.status = 'pending')",
+                (_stamp(older_than),),
+            )
+            return cursor.rowcount
+
+
+def _prepare(connection: sqlite3.Connection, name: str) -> None:
+    """Set the pragmas, refuse a newer schema, create the tables of this version."""
+    try:
+        connection.execute("PRAGMA busy_timeout = 5000")
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"state file {name} has schema version {version}, but this monitor only"
+                f" knows version {SCHEMA_VERSION}; run a newer monitor or use another file"
+            )
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"state file {name} is not a usable SQLite database: {exc}") from exc

@@ -1,0 +1,1 @@
+"""In-process fakes of the services the monitor talks to, served on real sockets."""
