@@ -89,7 +89,7 @@ def format_duration(seconds: float) -> str:
     """The shortest duration string that `parse_duration` reads back as `seconds`."""
     millis = round(seconds * 1000)
     if millis % 1000:
-        return f"{millis}ms" if millis < 1000 else f"{seconds:g}s"
+        return f"{millis}ms" if millis < 1000 else f"{millis / 1000:.3f}".rstrip("0") + "s"
     hours, rest = divmod(millis // 1000, 3600)
     minutes, secs = divmod(rest, 60)
     parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
@@ -105,7 +105,7 @@ class _Kind:
 
 Duration = Annotated[float, BeforeValidator(parse_duration), _Kind("duration")]
 """Seconds; written as `30s`, `5m`, `1h30m`, `250ms` or a number."""
-PositiveDuration = Annotated[Duration, Field(gt=0)]
+_PositiveDuration = Annotated[Duration, Field(gt=0)]
 
 
 def _not_blank(value: SecretStr) -> SecretStr:
@@ -152,21 +152,21 @@ def _empty_to_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-Secret = Annotated[SecretStr, AfterValidator(_not_blank), _Kind("secret")]
-OptionalSecret = Annotated[Secret | None, BeforeValidator(_empty_to_none)]
-Text = Annotated[str, Field(min_length=1)]
-HttpUrl = Annotated[str, AfterValidator(_endpoint), _Kind("URL")]
-SecretUrl = Annotated[SecretStr, AfterValidator(_secret_url), _Kind("secret URL")]
-SecretFile = Annotated[Path | None, _Kind("path")]
-ProjectId = Annotated[str, _matches(r"[A-Za-z0-9]{1,64}", "must be 1-64 letters or digits")]
-SinkName = Annotated[
+_Secret = Annotated[SecretStr, AfterValidator(_not_blank), _Kind("secret")]
+_OptionalSecret = Annotated[_Secret | None, BeforeValidator(_empty_to_none)]
+_Text = Annotated[str, Field(min_length=1)]
+_HttpUrl = Annotated[str, AfterValidator(_endpoint), _Kind("URL")]
+_SecretUrl = Annotated[SecretStr, AfterValidator(_secret_url), _Kind("secret URL")]
+_SecretFile = Annotated[Path | None, _Kind("path")]
+_ProjectId = Annotated[str, _matches(r"[A-Za-z0-9]{1,64}", "must be 1-64 letters or digits")]
+_SinkName = Annotated[
     str,
     _matches(
         r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
         "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
     ),
 ]
-HeaderName = Annotated[
+_HeaderName = Annotated[
     str, _matches(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "not a valid HTTP header name")
 ]
 
@@ -201,7 +201,7 @@ def _queues(value: object) -> list[str] | Literal["*"]:
     return list(value)
 
 
-Queues = Annotated[
+_Queues = Annotated[
     list[str] | Literal["*"], PlainValidator(_queues), _Kind('list of queue names, or "*"')
 ]
 
@@ -217,14 +217,14 @@ class AkSkAuthSettings(_Model):
     """AK/SK request signing (recommended by Huawei Cloud)."""
 
     type: Literal["aksk"] = Field(description="Sign every request with an access key pair.")
-    access_key: Secret = Field(description="Access key id (AK).")
-    access_key_file: SecretFile = Field(default=None, description="File holding the AK instead.")
-    secret_key: Secret = Field(description="Secret access key (SK).")
-    secret_key_file: SecretFile = Field(default=None, description="File holding the SK instead.")
-    security_token: OptionalSecret = Field(
+    access_key: _Secret = Field(description="Access key id (AK).")
+    access_key_file: _SecretFile = Field(default=None, description="File holding the AK instead.")
+    secret_key: _Secret = Field(description="Secret access key (SK).")
+    secret_key_file: _SecretFile = Field(default=None, description="File holding the SK instead.")
+    security_token: _OptionalSecret = Field(
         default=None, description="Security token of temporary credentials; empty = none."
     )
-    security_token_file: SecretFile = Field(
+    security_token_file: _SecretFile = Field(
         default=None, description="File holding the security token instead."
     )
 
@@ -233,13 +233,13 @@ class TokenAuthSettings(_Model):
     """An IAM user token, fetched with a password and refreshed before it expires."""
 
     type: Literal["token"] = Field(description="Authenticate with an IAM token.")
-    iam_endpoint: HttpUrl = Field(
+    iam_endpoint: _HttpUrl = Field(
         default="https://iam.myhuaweicloud.com", description="IAM endpoint that issues tokens."
     )
-    domain_name: Text = Field(description="Account (domain) name the IAM user belongs to.")
-    username: Text = Field(description="IAM user name.")
-    password: Secret = Field(description="IAM user password.")
-    password_file: SecretFile = Field(
+    domain_name: _Text = Field(description="Account (domain) name the IAM user belongs to.")
+    username: _Text = Field(description="IAM user name.")
+    password: _Secret = Field(description="IAM user password.")
+    password_file: _SecretFile = Field(
         default=None, description="File holding the password instead."
     )
 
@@ -267,15 +267,15 @@ class RetrySettings(_Model):
 class DliSettings(_Model):
     """Where DLI is and how to talk to it."""
 
-    endpoint: HttpUrl = Field(
+    endpoint: _HttpUrl = Field(
         description="DLI endpoint, e.g. https://dli.cn-north-4.myhuaweicloud.com (http: simulator)."
     )
-    project_id: ProjectId = Field(description="Project id (1-64 letters/digits) in API paths.")
+    project_id: _ProjectId = Field(description="Project id (1-64 letters/digits) in API paths.")
     auth: AuthSettings = Field(description="How requests are authenticated.")
     page_size: int = Field(
         default=100, ge=1, le=1000, description="Jobs per listing page (1-1000)."
     )
-    request_timeout: PositiveDuration = Field(
+    request_timeout: _PositiveDuration = Field(
         default=10.0, description="Timeout of one HTTP request."
     )
     max_requests_per_minute: int = Field(
@@ -357,25 +357,25 @@ class DeliverySettings(_Model):
         min_length=1,
         description="Waits between delivery attempts; the last repeats.",
     )
-    max_age: PositiveDuration = Field(
+    max_age: _PositiveDuration = Field(
         default=86400.0,
         description="An undelivered notification older than this is recorded failed.",
     )
-    timeout: PositiveDuration = Field(default=10.0, description="Timeout of one delivery attempt.")
+    timeout: _PositiveDuration = Field(default=10.0, description="Timeout of one delivery attempt.")
     batch_size: int = Field(default=100, ge=1, description="Outbox rows handled per drain.")
 
 
 class WebhookSinkSettings(_Model):
     """A generic JSON webhook: one POST per notification."""
 
-    name: SinkName = Field(description="Unique sink name (used in metrics and logs).")
+    name: _SinkName = Field(description="Unique sink name (used in metrics and logs).")
     type: Literal["webhook"] = Field(description="Sink kind.")
-    url: SecretUrl = Field(description="http(s) URL to POST to; a secret (may hold a token).")
-    url_file: SecretFile = Field(default=None, description="File holding the URL instead.")
-    headers: dict[HeaderName, Secret] = Field(
+    url: _SecretUrl = Field(description="http(s) URL to POST to; a secret (may hold a token).")
+    url_file: _SecretFile = Field(default=None, description="File holding the URL instead.")
+    headers: dict[_HeaderName, _Secret] = Field(
         default_factory=dict, description="Extra request headers; values are secrets."
     )
-    timeout: PositiveDuration | None = Field(
+    timeout: _PositiveDuration | None = Field(
         default=None, description="Per-attempt timeout; default delivery.timeout."
     )
 
@@ -383,7 +383,7 @@ class WebhookSinkSettings(_Model):
 class ConsoleSinkSettings(_Model):
     """Writes each notification to standard output (for trials and the demo)."""
 
-    name: SinkName = Field(description="Unique sink name (used in metrics and logs).")
+    name: _SinkName = Field(description="Unique sink name (used in metrics and logs).")
     type: Literal["console"] = Field(description="Sink kind.")
 
 
@@ -394,7 +394,7 @@ class Settings(_Model):
     """The whole configuration file."""
 
     dli: DliSettings = Field(description="The DLI service to poll.")
-    queues: Queues = Field(description='Queues to watch: a list of names, or "*" for all jobs.')
+    queues: _Queues = Field(description='_Queues to watch: a list of names, or "*" for all jobs.')
     poll: PollSettings = Field(default_factory=PollSettings, description="Polling.")
     state: StateSettings = Field(default_factory=StateSettings, description="Persistence.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
@@ -486,7 +486,11 @@ def load_settings(path: str | Path, environ: Mapping[str, str] | None = None) ->
 def parse_settings(
     data: object, environ: Mapping[str, str] | None = None, base_dir: Path | None = None
 ) -> Settings:
-    """Resolve `${ENV}` and `*_file` in an already parsed config tree, then validate it."""
+    """Resolve `${ENV}` and `*_file` in an already parsed config tree, then validate it.
+
+    `environ` defaults to `os.environ`; relative `*_file` paths are taken from `base_dir`
+    (default: the working directory). Raises `ConfigError` listing every problem.
+    """
     if not isinstance(data, dict):
         kind = "nothing" if data is None else type(data).__name__
         raise ConfigError([f"(top level): must be a mapping of settings, got {kind}"])

@@ -148,7 +148,10 @@ class Dispatcher:
         if sink is None:
             for row in rows:
                 self._store.mark_failed(
-                    row.event.event_id, name, reason=SINK_REMOVED, now=self._clock(),
+                    row.event.event_id,
+                    name,
+                    reason=SINK_REMOVED,
+                    now=self._clock(),
                     attempted=False,
                 )
                 self._count_failed(tally, name)

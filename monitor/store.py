@@ -199,8 +199,7 @@ class Store:
             for event in events:
                 if event.target != target:
                     raise ValueError(
-                        f"event {event.event_id} belongs to target {event.target!r},"
-                        f" not {target!r}"
+                        f"event {event.event_id} belongs to target {event.target!r}, not {target!r}"
                     )
                 cursor = db.execute(
                     "INSERT INTO events (event_id, target, data, created_at) VALUES (?, ?, ?, ?)"

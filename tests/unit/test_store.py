@@ -146,7 +146,11 @@ def test_due_returns_pending_rows_oldest_event_first_up_to_the_limit(store: Stor
     commit(store, [event("c")], sinks=("s1",), now=T0 + timedelta(seconds=1))
     rows = store.due(T0 + timedelta(seconds=1))
     assert [(r.event.job.id, r.sink) for r in rows] == [
-        ("a", "s1"), ("a", "s2"), ("b", "s1"), ("b", "s2"), ("c", "s1"),
+        ("a", "s1"),
+        ("a", "s2"),
+        ("b", "s1"),
+        ("b", "s2"),
+        ("c", "s1"),
     ]
     assert rows[0].attempts == 0 and rows[0].created_at == T0
     assert rows[0].event == event("a")

@@ -1,0 +1,405 @@
+"""The dispatcher: outbox rows go to real webhook receivers, retried by a clock we control."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from monitor.dispatch import DeliveryPolicy, Dispatcher
+from monitor.models import Event, EventKind, Job, JobState, event_id_for
+from monitor.sinks import Sink, WebhookSink
+from monitor.store import Store
+from tests.fakes.receiver import Receiver, Reply
+
+T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+POLICY = DeliveryPolicy(backoff=(5, 30), max_age_s=3600, batch_size=100)
+
+
+class ManualClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def make_event(n: int) -> Event:
+    job = Job(id=f"job-{n:03d}", state=JobState.DEAD, queue="etl", name=f"n{n}")
+    kind = EventKind.TRANSITION
+    return Event(
+        event_id=event_id_for("etl", job.id, kind, JobState.RUNNING, JobState.DEAD, T0),
+        kind=kind,
+        target="etl",
+        job=job,
+        from_state=JobState.RUNNING,
+        to_state=JobState.DEAD,
+        observed_at=T0,
+    )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = Store.open(":memory:")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Receiver]:
+    async with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+async def chat() -> AsyncIterator[Receiver]:
+    async with Receiver() as r:
+        yield r
+
+
+def webhook(name: str, receiver: Receiver, session: aiohttp.ClientSession) -> WebhookSink:
+    return WebhookSink(name, receiver.url, session=session, project_id="p", timeout_s=2)
+
+
+def enqueue(store: Store, clock: ManualClock, events: list[Event], sinks: tuple[str, ...]) -> None:
+    store.commit_poll("etl", upserts=(), removals=(), events=events, sinks=sinks, now=clock())
+
+
+def dispatcher(
+    store: Store,
+    sinks: dict[str, Sink],
+    clock: ManualClock,
+    policy: DeliveryPolicy = POLICY,
+    observed: list[tuple[str, str]] | None = None,
+) -> Dispatcher:
+    observer = None if observed is None else (lambda s, o: observed.append((s, o)))
+    return Dispatcher(store, sinks, policy=policy, clock=clock, observer=observer)
+
+
+async def test_a_due_event_is_delivered_once(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("hook",))
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    report = await d.drain()
+    assert (report.delivered, report.failed, report.retrying) == (1, 0, 0)
+    clock.advance(3600)
+    assert (await d.drain()).delivered == 0
+    assert hook.event_ids() == [event.event_id]
+    assert store.outcome(event.event_id, "hook") == ("delivered", 1, "")
+
+
+async def test_a_500_is_retried_after_the_backoff_with_the_same_event_id(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("hook",))
+    hook.script([500, 200])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    assert (await d.drain()).retrying == 1
+    assert store.next_due_at() == T0 + timedelta(seconds=5)
+    clock.advance(4)
+    await d.drain()
+    assert len(hook.received) == 1  # not due yet
+    clock.advance(1)
+    assert (await d.drain()).delivered == 1
+    assert hook.event_ids() == [event.event_id, event.event_id]
+    assert store.outcome(event.event_id, "hook") == ("delivered", 2, "")
+
+
+async def test_the_backoff_grows_with_each_failure_and_then_repeats_the_last_step(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    enqueue(store, clock, [make_event(1)], ("hook",))
+    hook.script([500, 500, 500])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    waits = []
+    for _ in range(3):
+        await d.drain()
+        due = store.next_due_at()
+        assert due is not None
+        waits.append((due - clock()).total_seconds())
+        clock.now = due
+    assert waits == [5, 30, 30]
+
+
+async def test_a_400_fails_at_once_and_is_never_sent_again(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("hook",))
+    hook.script([Reply(400, body="unknown field")])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    report = await d.drain()
+    assert (report.delivered, report.failed, report.retrying) == (0, 1, 0)
+    clock.advance(86400)
+    await d.drain()
+    assert len(hook.received) == 1
+    assert store.outcome(event.event_id, "hook") == ("failed", 1, "HTTP 400: unknown field")
+
+
+async def test_a_429_retry_after_longer_than_the_backoff_is_respected(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    enqueue(store, clock, [make_event(1)], ("hook",))
+    hook.script([Reply(429, headers={"Retry-After": "120"})])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    await d.drain()
+    clock.advance(119)
+    await d.drain()
+    assert len(hook.received) == 1
+    clock.advance(1)
+    assert (await d.drain()).delivered == 1
+
+
+async def test_a_retry_after_shorter_than_the_backoff_does_not_shorten_it(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    enqueue(store, clock, [make_event(1)], ("hook",))
+    hook.script([Reply(503, headers={"Retry-After": "1"})])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    await d.drain()
+    assert store.next_due_at() == T0 + timedelta(seconds=5)
+
+
+async def test_a_retryable_failure_past_max_age_is_given_up(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("hook",))
+    hook.script([500, 502])
+    policy = DeliveryPolicy(backoff=(5,), max_age_s=60)
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock, policy)
+    assert (await d.drain()).retrying == 1
+    clock.advance(60)
+    report = await d.drain()
+    assert (report.failed, report.retrying) == (1, 0)
+    status, attempts, reason = store.outcome(event.event_id, "hook")
+    assert (status, attempts) == ("failed", 2)
+    assert reason == "gave up after 2 attempts: HTTP 502"
+    clock.advance(3600)
+    await d.drain()
+    assert len(hook.received) == 2
+
+
+async def test_a_failing_sink_does_not_hold_up_another(
+    store: Store,
+    clock: ManualClock,
+    hook: Receiver,
+    chat: Receiver,
+    session: aiohttp.ClientSession,
+) -> None:
+    events = [make_event(n) for n in range(3)]
+    enqueue(store, clock, events, ("chat", "hook"))
+    hook.hold()  # hook hangs on its first request while chat gets everything
+    sinks: dict[str, Sink] = {
+        "hook": webhook("hook", hook, session),
+        "chat": webhook("chat", chat, session),
+    }
+    drain = asyncio.create_task(dispatcher(store, sinks, clock).drain())
+    await chat.wait_for_requests(3, timeout=2)
+    assert len(hook.received) == 1
+    assert not drain.done()
+    hook.release()
+    report = await drain
+    assert report.delivered == 6
+    assert chat.event_ids() == [e.event_id for e in events]
+
+
+async def test_after_a_retryable_failure_a_sink_gets_nothing_more_in_that_drain(
+    store: Store,
+    clock: ManualClock,
+    hook: Receiver,
+    chat: Receiver,
+    session: aiohttp.ClientSession,
+) -> None:
+    events = [make_event(n) for n in range(3)]
+    enqueue(store, clock, events, ("chat", "hook"))
+    hook.script([503])
+    sinks: dict[str, Sink] = {
+        "hook": webhook("hook", hook, session),
+        "chat": webhook("chat", chat, session),
+    }
+    d = dispatcher(store, sinks, clock)
+    report = await d.drain()
+    assert (report.delivered, report.retrying) == (3, 1)
+    assert len(hook.received) == 1  # one request to a sink that is down, not one per row
+    assert store.pending_by_sink() == {"hook": 3}
+    report = await d.drain()  # the rows that were never tried are still due now
+    assert report.delivered == 2
+    assert hook.event_ids() == [events[0].event_id, events[1].event_id, events[2].event_id]
+
+
+async def test_a_backlog_of_a_sink_that_is_down_does_not_starve_the_sinks_behind_it(
+    store: Store,
+    clock: ManualClock,
+    hook: Receiver,
+    chat: Receiver,
+    session: aiohttp.ClientSession,
+) -> None:
+    enqueue(store, clock, [make_event(n) for n in range(6)], ("hook",))
+    later = [make_event(n) for n in range(6, 8)]
+    enqueue(store, clock, later, ("chat",))
+    hook.script([503])
+    sinks: dict[str, Sink] = {
+        "hook": webhook("hook", hook, session),
+        "chat": webhook("chat", chat, session),
+    }
+    policy = DeliveryPolicy(backoff=(5,), batch_size=2)
+    report = await dispatcher(store, sinks, clock, policy).drain()
+    assert (report.delivered, report.retrying) == (2, 1)
+    assert len(hook.received) == 1
+    assert chat.event_ids() == [e.event_id for e in later]
+
+
+async def test_rows_of_one_sink_are_sent_one_at_a_time_in_event_order(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    first = [make_event(n) for n in range(4)]
+    enqueue(store, clock, first, ("hook",))
+    clock.advance(1)
+    second = [make_event(n) for n in range(4, 7)]
+    enqueue(store, clock, second, ("hook",))
+    policy = DeliveryPolicy(backoff=(5,), batch_size=2)
+    report = await dispatcher(
+        store, {"hook": webhook("hook", hook, session)}, clock, policy
+    ).drain()
+    assert report.delivered == 7  # a burst larger than batch_size drains in one call
+    assert hook.event_ids() == [e.event_id for e in first + second]
+
+
+async def test_the_observer_hears_every_outcome(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    enqueue(store, clock, [make_event(1), make_event(2)], ("hook",))
+    hook.script([500, 200, 400])
+    observed: list[tuple[str, str]] = []
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock, observed=observed)
+    await d.drain()
+    clock.advance(5)
+    await d.drain()
+    assert observed == [("hook", "retry"), ("hook", "delivered"), ("hook", "failed")]
+
+
+async def test_rows_for_a_sink_no_longer_configured_are_failed_without_a_send(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("hook", "old"))
+    report = await dispatcher(store, {"hook": webhook("hook", hook, session)}, clock).drain()
+    assert (report.delivered, report.failed) == (1, 1)
+    assert store.outcome(event.event_id, "old") == ("failed", 0, "sink removed from config")
+
+
+class ExplodingSink:
+    """A sink with a bug: it raises something that is not a SinkError."""
+
+    name = "buggy"
+
+    async def send(self, event: Event) -> None:
+        raise RuntimeError("token=CANARY-BUG leaked https://hooks.example/CANARY-TOKEN")
+
+
+async def test_an_unexpected_sink_exception_is_retryable_and_logged_without_secrets(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("buggy", "hook"))
+    sinks: dict[str, Sink] = {"buggy": ExplodingSink(), "hook": webhook("hook", hook, session)}
+    with capture_logs() as logs:
+        report = await dispatcher(store, sinks, clock).drain()
+    assert (report.delivered, report.retrying) == (1, 1)
+    assert store.outcome(event.event_id, "buggy") == (
+        "pending",
+        1,
+        "unexpected RuntimeError in sink",
+    )
+    (entry,) = [e for e in logs if e["event"] == "sink raised an unexpected error"]
+    assert entry["error_type"] == "RuntimeError"
+    assert "CANARY" not in repr(logs)
+
+
+async def test_no_url_or_token_reaches_the_outbox_or_the_logs(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("hook",))
+    hook.script([Reply(500, body="cannot forward to https://hooks.example/CANARY-TOKEN")])
+    url = hook.url + "/CANARY-TOKEN?token=CANARY-TOKEN"
+    sink = WebhookSink("hook", url, session=session, project_id="p")
+    with capture_logs() as logs:
+        await dispatcher(store, {"hook": sink}, clock).drain()
+    _, _, reason = store.outcome(event.event_id, "hook")
+    assert reason.startswith("HTTP 500")
+    assert "CANARY" not in reason
+    assert logs and "CANARY" not in repr(logs)
+
+
+async def test_health_changes_are_logged_once_not_per_row(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    enqueue(store, clock, [make_event(n) for n in range(3)], ("hook",))
+    hook.script([500, 500, 500])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    with capture_logs() as logs:
+        for _ in range(3):
+            await d.drain()
+        clock.advance(60)
+        await d.drain()
+    events = [(e["event"], e["log_level"]) for e in logs if e["log_level"] != "debug"]
+    assert events == [("sink failing", "warning"), ("sink recovered", "info")]
+
+
+async def test_no_send_starts_after_the_deadline(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    enqueue(store, clock, [make_event(1)], ("hook",))
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    report = await d.drain(deadline=asyncio.get_running_loop().time())
+    assert report.delivered == 0 and hook.received == []
+    assert store.pending_by_sink() == {"hook": 1}
+
+
+async def test_a_cancelled_drain_leaves_the_row_pending_for_a_resend(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    enqueue(store, clock, [event], ("hook",))
+    hook.hold()
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    drain = asyncio.create_task(d.drain())
+    await hook.wait_for_requests(1, timeout=2)
+    drain.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await drain
+    hook.release()
+    assert store.outcome(event.event_id, "hook") == ("pending", 0, "")
+    assert (await d.drain()).delivered == 1
+    assert hook.event_ids() == [event.event_id, event.event_id]
+    assert len(hook.answered) == 1
+
+
+def test_a_policy_with_a_negative_backoff_is_refused() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        DeliveryPolicy(backoff=(5, -1))
