@@ -110,7 +110,7 @@ async def test_a_500_on_page_three_of_five_produces_no_event_and_keeps_the_snaps
     await harness.cycle()
     for job in jobs[:5]:
         harness.world.set_state(job.id, "success")
-    harness.world.faults.fail("list_batches", status=500, count=10, at_offset=20)
+    harness.world.faults.fail("list_batches", status=500, count=2, at_offset=20)
     harness.clock.advance(30)
     failed = await harness.cycle()
     assert not failed.ok
