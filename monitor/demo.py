@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -24,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 DEMO_PROJECT = "demo0000000000000000000000000000"
 DEMO_AK = "DEMOACCESSKEY0000000"
-DEMO_SK = "demo-secret-key-not-a-real-one-0000000000"  # noqa: S105 - the simulator's own fake key
+DEMO_SK = "demo-secret-key-not-a-real-one-0000000000"  # the simulator's own fake key
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -46,7 +47,7 @@ async def run_simulator(
     listen: str,
     scenario: str | None,
     project_id: str,
-    auth: str,
+    auth: Literal["none", "aksk"],
     access_key: str | None,
     secret_key: str | None,
 ) -> int:

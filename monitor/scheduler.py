@@ -28,8 +28,8 @@ class TrackedJob:
         self._func = func
         self._running: set[asyncio.Task[Any]] = set()
 
-    async def __call__(self) -> None:
-        """Run the job once; exceptions were already logged by the job itself."""
+    async def run(self) -> None:
+        """Run the job once (APScheduler needs a real coroutine function to await it)."""
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
@@ -65,7 +65,7 @@ def build_scheduler(
     """An `AsyncIOScheduler` with the cycle (starting now) and the outbox drain."""
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
-        cycle,
+        cycle.run,
         IntervalTrigger(seconds=interval_s, timezone=UTC),
         id=CYCLE_JOB,
         name=cycle.name,
@@ -75,7 +75,7 @@ def build_scheduler(
         next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(
-        delivery,
+        delivery.run,
         IntervalTrigger(seconds=delivery_interval_s, timezone=UTC),
         id=DELIVERY_JOB,
         name=delivery.name,

@@ -55,6 +55,13 @@ def require_tool(name: str) -> str:
     return path
 
 
+class WallClock(FakeClock):
+    """The real clock, for tests whose monitor runs in another process (it reads real time)."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+
 @pytest.fixture(autouse=True)
 def _reset_structlog() -> Iterator[None]:
     yield
@@ -117,9 +124,23 @@ class Harness:
             return await monitor.run_cycle()
 
 
-@pytest.fixture
-async def harness(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def _harness(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
     world = World(clock=clock)
     app = make_app(world, project_id=PROJECT, auth="aksk", credentials={AK: SK}, clock=clock)
     async with TestServer(app) as sim, Receiver() as receiver:
         yield Harness(world, sim, receiver, clock, tmp_path / "state.db")
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Harness]:
+    """The harness on a fake clock: cycles are driven by hand."""
+    async with _harness(tmp_path, clock) as h:
+        yield h
+
+
+@pytest.fixture
+async def live_harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The harness on the wall clock, for a monitor running as a separate process."""
+    async with _harness(tmp_path, WallClock()) as h:
+        yield h

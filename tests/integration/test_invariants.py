@@ -298,7 +298,9 @@ async def test_metrics_reflect_the_snapshot_and_transitions(harness: Harness) ->
         await monitor.run_cycle()
         registry = monitor.metrics.registry
         assert registry.get_sample_value("dli_batch_jobs", {"queue": "etl", "state": "dead"}) == 1
-        assert registry.get_sample_value("dli_batch_jobs", {"queue": "etl", "state": "running"}) == 0
+        assert (
+            registry.get_sample_value("dli_batch_jobs", {"queue": "etl", "state": "running"}) == 0
+        )
         assert (
             registry.get_sample_value(
                 "dli_batch_job_transitions_total",
