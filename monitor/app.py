@@ -15,6 +15,7 @@ import contextlib
 import signal
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from monitor.models import Clock, CycleReport, utc_now
 from monitor.poller import ALL_QUEUES
 from monitor.redact import redact_url
 from monitor.scheduler import TrackedJob, build_scheduler, drain
-from monitor.server import make_app, start_server
+from monitor.server import bound_port, make_app, start_server
 from monitor.sinks import ConsoleSink, Sink, WebhookSink
 from monitor.store import Store
 
@@ -49,6 +50,10 @@ log = structlog.get_logger(__name__)
 
 DELIVERY_INTERVAL_S = 5.0
 """How often retries that fell due between cycles are attempted."""
+
+RETENTION_S = 7 * 86400.0
+"""Delivered and failed notifications are kept this long (for receivers' de-duplication
+questions and for `/api/status`), then pruned."""
 
 
 def targets_of(settings: Settings) -> tuple[str, ...]:
@@ -110,11 +115,11 @@ class Monitor:
         self.metrics = Metrics(version=__version__)
         self.health = Health(stale_after_s=_stale_after(settings), clock=clock)
         self._stack = AsyncExitStack()
-        self._delivery_lock = asyncio.Lock()
         self.store: Store
         self.cycle: Cycle
         self.dispatcher: Dispatcher
         self.server_port: int | None = None
+        self._last_prune: datetime | None = None
 
     async def __aenter__(self) -> Monitor:
         settings = self.settings
@@ -155,7 +160,7 @@ class Monitor:
         self.cycle = Cycle(
             client=client,
             store=self.store,
-            dispatcher=_LockedDispatcher(self.dispatcher, self._delivery_lock),  # type: ignore[arg-type]
+            dispatcher=self.dispatcher,
             metrics=self.metrics,
             health=self.health,
             sinks=list(sinks),
@@ -192,7 +197,7 @@ class Monitor:
             make_app(self.metrics, self.health, views=self._views), server.host, server.port
         )
         self._stack.push_async_callback(runner.cleanup)
-        self.server_port = _bound_port(runner)
+        self.server_port = bound_port(runner)
         log.info("http server listening", host=server.host, port=self.server_port)
 
     async def run_cycle(self) -> CycleReport:
@@ -200,12 +205,22 @@ class Monitor:
         return await self.cycle.run_once()
 
     async def deliver(self, timeout: float | None = None) -> DeliveryReport:
-        """Drain the outbox once (serialised with the cycle's own drain)."""
+        """Drain the outbox once (the dispatcher serialises this with the cycle's own drain)."""
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        async with self._delivery_lock:
-            report = await self.dispatcher.drain(deadline=deadline)
+        report = await self.dispatcher.drain(deadline=deadline)
+        self._prune()
         self.metrics.set_outbox_pending(self.store.pending_by_sink())
         return report
+
+    def _prune(self) -> None:
+        """Forget settled notifications older than `RETENTION_S`, at most once an hour."""
+        now = self.clock()
+        if self._last_prune is not None and (now - self._last_prune).total_seconds() < 3600:
+            return
+        self._last_prune = now
+        removed = self.store.prune(older_than=now - timedelta(seconds=RETENTION_S))
+        if removed:
+            log.info("pruned settled notifications", removed=removed)
 
     def _views(self) -> Mapping[str, Any]:
         return {
@@ -217,18 +232,6 @@ class Monitor:
                 for target in targets_of(self.settings)
             },
         }
-
-
-class _LockedDispatcher:
-    """The dispatcher behind the monitor's delivery lock, so two drains never overlap."""
-
-    def __init__(self, dispatcher: Dispatcher, lock: asyncio.Lock) -> None:
-        self._dispatcher = dispatcher
-        self._lock = lock
-
-    async def drain(self, *, deadline: float | None = None) -> DeliveryReport:
-        async with self._lock:
-            return await self._dispatcher.drain(deadline=deadline)
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
@@ -300,12 +303,3 @@ def _state_path(settings: Settings) -> Path | str:
 
 def _declared_queues(settings: Settings) -> list[str]:
     return [] if settings.queues == ALL_QUEUES else list(settings.queues)
-
-
-def _bound_port(runner: aiohttp.web.AppRunner) -> int | None:
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        for sock in sockets:
-            return int(sock.getsockname()[1])
-    return None

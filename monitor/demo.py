@@ -19,6 +19,7 @@ import structlog
 
 from monitor import app
 from monitor.config import parse_settings
+from monitor.server import bound_port
 from monitor.simulator import ScenarioDriver, World, default_scenario, load_scenario, serve
 
 log = structlog.get_logger(__name__)
@@ -84,7 +85,7 @@ async def run_demo(*, listen: str, interval: str, state: str | None) -> int:
         auth="aksk",
         credentials={DEMO_AK: DEMO_SK},
     )
-    sim_port = _runner_port(runner)
+    sim_port = bound_port(runner)
     stop = await _wait_for_stop()
     driver = ScenarioDriver(world, default_scenario())
     driver_task = asyncio.create_task(driver.run(stop))
@@ -118,11 +119,3 @@ async def run_demo(*, listen: str, interval: str, state: str | None) -> int:
             stop.set()
             await driver_task
             await runner.cleanup()
-
-
-def _runner_port(runner: object) -> int:
-    for site in getattr(runner, "sites", ()):
-        server = getattr(site, "_server", None)
-        for sock in getattr(server, "sockets", None) or []:
-            return int(sock.getsockname()[1])
-    raise RuntimeError("simulator is not listening")

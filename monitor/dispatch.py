@@ -97,9 +97,18 @@ class Dispatcher:
         self._observer = observer
         self._failing: dict[str, str] = {}
         """Sinks whose last attempt failed, with the reason; for once-per-change logging."""
+        self._lock = asyncio.Lock()
+        """Serialises drains: the cycle's and the periodic one must never send a row twice."""
 
     async def drain(self, *, deadline: float | None = None) -> DeliveryReport:
-        """Send every due row once; stop starting sends after `deadline` (a `loop.time()`)."""
+        """Send every due row once; stop starting sends after `deadline` (a `loop.time()`).
+
+        Concurrent calls run one after the other, so no row is ever sent by two drains at once.
+        """
+        async with self._lock:
+            return await self._drain(deadline)
+
+    async def _drain(self, deadline: float | None) -> DeliveryReport:
         loop = asyncio.get_running_loop()
         tally = _Tally()
         resting: set[str] = set()  # sinks that failed retryably in this drain

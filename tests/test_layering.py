@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "models": set(),
     "redact": set(),
+    "retry_after": set(),
     "config": {"models", "redact"},
     "logs": {"redact"},
     "codec": {"models"},
@@ -26,8 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"models", "codec"},
     "metrics": {"models"},
     "health": {"models"},
-    "dli": {"models", "redact", "dli"},
-    "sinks": {"models", "redact", "codec", "sinks"},
+    "dli": {"models", "redact", "retry_after", "dli"},
+    "sinks": {"models", "redact", "retry_after", "codec", "sinks"},
     "poller": {"models", "dli"},
     "dispatch": {"models", "store", "sinks"},
     "server": {"models", "metrics", "health"},
@@ -50,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         "scheduler",
         "redact",
     },
-    "demo": {"app", "config", "simulator"},
+    "demo": {"app", "config", "server", "simulator"},
     "cli": {"config", "logs", "app", "demo", "models"},
 }
 

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -36,6 +33,7 @@ from monitor.dli.errors import (
 )
 from monitor.dli.signer import canonical_query, encode
 from monitor.models import Clock, utc_now
+from monitor.retry_after import parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -229,26 +227,6 @@ class DliClient:
 
     def __repr__(self) -> str:
         return f"DliClient(auth={self._auth!r})"
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait from a `Retry-After` value (seconds or HTTP date); None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        seconds = (moment - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _segment(operation: str, job_id: str) -> str:

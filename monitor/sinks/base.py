@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from monitor.models import Event, utc_now
 from monitor.redact import redact_text, redact_url
+from monitor.retry_after import parse_retry_after
 
 EXCERPT_CHARS = 200
 """How much of a response body (after redaction) an error reason may quote."""
@@ -59,24 +59,6 @@ def safe_text(text: str, limit: int = EXCERPT_CHARS) -> str:
     if len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"
     return text
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date); None if absent."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, (moment - now).total_seconds())
 
 
 def is_retryable_status(status: int) -> bool:

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from monitor import __version__
 from monitor.dli.auth import AkSkAuth, Auth, IamTokenAuth, NoAuth
 from monitor.dli.budget import RequestBudget
-from monitor.dli.client import DliClient, RetryPolicy, parse_retry_after
+from monitor.dli.client import DliClient, RetryPolicy
 from monitor.dli.errors import (
     DliAuthError,
     DliBadResponse,
@@ -477,14 +477,6 @@ async def test_throttling_on_every_attempt_raises_rate_limited(harness: Harness)
     with pytest.raises(DliRateLimited):
         await harness.client().list_batches(offset=0, size=10)
     assert len(harness.fake.requests) == 4
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("5", 5.0), ("0.5", 0.5), ("-3", 0.0), ("nan", None), ("inf", None), ("", None), (None, None)],
-)
-def test_retry_after_values(value: str | None, expected: float | None) -> None:
-    assert parse_retry_after(value, now=NOW) == expected
 
 
 async def test_timeouts_are_retried_then_raise_a_transport_error(harness: Harness) -> None:

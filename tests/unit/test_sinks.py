@@ -116,25 +116,6 @@ def test_classify_status_carries_retry_after_for_retryable_answers_only() -> Non
     assert rejected is not None and rejected.retry_after is None
 
 
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("120", 120.0),
-        (" 7 ", 7.0),
-        ("Sun, 29 Nov 2026 10:01:30 GMT", 90.0),
-        ("Sun, 29 Nov 2026 09:00:00 GMT", 0.0),
-        ("soon", None),
-        ("-5", None),
-    ],
-)
-def test_parse_retry_after_reads_seconds_and_http_dates(
-    header: str | None, expected: float | None
-) -> None:
-    assert parse_retry_after(header, T0) == expected
-
-
 def test_safe_text_cuts_urls_to_their_host_and_masks_credentials() -> None:
     text = f"failed posting to {CANARY_URL}?k=CANARY-K with Authorization: Bearer abcdefghijkl"
     cleaned = safe_text(text)
