@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "models": set(),
     "redact": set(),
     "retry_after": set(),
-    "config": {"models", "redact"},
+    "config": {"config", "models", "redact"},
     "logs": {"redact"},
     "codec": {"models"},
     "diff": {"models"},

@@ -5,7 +5,8 @@ family of destinations (`webhook`, `console`; chat products later). Which config
 which class is decided by the app, not here, so sinks never import the config.
 """
 
-from monitor.sinks.base import Sink, SinkError, classify_status, parse_retry_after
+from monitor.retry_after import parse_retry_after
+from monitor.sinks.base import Sink, SinkError, classify_status
 from monitor.sinks.console import ConsoleSink
 from monitor.sinks.webhook import WebhookSink
 

@@ -18,7 +18,7 @@ LOG_LINES = 3
 
 
 class ConsoleSink:
-    """Writes `time  queue  name (id…)  from → to  after 12m3s  owner=x` per event."""
+    """Writes `time  queue  name (id…)  from → to  ran 12m3s  owner=x` per event."""
 
     def __init__(self, name: str, stream: TextIO | None = None) -> None:
         self._name = name
@@ -48,8 +48,8 @@ def render_line(event: Event) -> str:
     observed = format_time(event.observed_at.replace(microsecond=0))
     label = f"{job.name or '(unnamed)'} ({job.id[:4]}…)"
     parts = [observed, job.queue, label, _states(event)]
-    if job.duration_ms is not None:
-        parts.append(f"after {format_duration(job.duration_ms / 1000)}")
+    if job.duration_ms:
+        parts.append(f"ran {format_duration(job.duration_ms / 1000)}")
     if job.owner:
         parts.append(f"owner={job.owner}")
     lines = ["  ".join(parts)]

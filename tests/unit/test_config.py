@@ -602,7 +602,7 @@ def test_formatted_durations_parse_back_to_the_same_seconds(seconds: float) -> N
 
 
 def test_every_field_of_every_model_has_a_description() -> None:
-    from monitor import config
+    from monitor.config import models as config
 
     models = [
         value

@@ -231,7 +231,7 @@ async def test_the_console_prints_one_line_and_the_last_log_lines_of_a_failure()
     stream = io.StringIO()
     await ConsoleSink("console", stream).send(make_event())
     assert stream.getvalue().splitlines() == [
-        "2026-11-29T10:00:00Z  etl  nightly_etl (0a32…)  running → dead  after 12m3s  owner=bob",
+        "2026-11-29T10:00:00Z  etl  nightly_etl (0a32…)  running → dead  ran 12m3s  owner=bob",
         "    l2",
         "    l3 password=***",
         "    YARN Diagnostics: exit code 1",
@@ -243,7 +243,7 @@ async def test_the_console_prints_no_log_lines_for_a_success() -> None:
     event = make_event(to_state=JobState.SUCCESS, owner="", duration_ms=45_000)
     await ConsoleSink("console", stream).send(event)
     assert stream.getvalue() == (
-        "2026-11-29T10:00:00Z  etl  nightly_etl (0a32…)  running → success  after 45s\n"
+        "2026-11-29T10:00:00Z  etl  nightly_etl (0a32…)  running → success  ran 45s\n"
     )
 
 
@@ -253,7 +253,7 @@ async def test_the_console_names_appeared_and_vanished_jobs() -> None:
     await sink.send(make_event(EventKind.APPEARED, None, JobState.STARTING, duration_ms=None))
     await sink.send(make_event(EventKind.VANISHED, JobState.RUNNING, None, log_tail=()))
     first, second = stream.getvalue().splitlines()
-    assert "new → starting" in first and "after" not in first
+    assert "new → starting" in first and "ran " not in first
     assert "running → gone" in second
 
 

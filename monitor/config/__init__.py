@@ -1,0 +1,68 @@
+"""The configuration file: its models, how it is loaded, validated, shown and documented.
+
+The package re-exports its public API; the modules split it by concept:
+
+- `durations`: `30s`/`5m`/`1h30m` text to seconds and back.
+- `fields`: annotated value types (durations, secrets, URLs, names, queues) and their validators.
+- `models`: the pydantic models, from `Settings` (the whole file) down.
+- `load`: YAML reading, `${ENV}` references, `*_file` secrets, `load_settings`/`parse_settings`.
+- `errors`: `ConfigError` and pydantic errors turned into `key.path: message` lines.
+- `schema`: walking the models' types (used by `errors` and `docs`).
+- `docs`: the effective config with secrets masked, the secrets themselves, the reference table.
+
+`python -m monitor.config` prints the reference table (see `__main__`).
+
+What does not live here: choosing the config path (the CLI), and turning settings into objects
+(the composition root, `monitor.app`).
+"""
+
+from monitor.config.docs import reference_table, render_effective, secret_values
+from monitor.config.durations import format_duration, parse_duration
+from monitor.config.errors import ConfigError
+from monitor.config.fields import ALL_QUEUES, Duration, Loc
+from monitor.config.load import FILE_BACKED, load_settings, parse_settings
+from monitor.config.models import (
+    AkSkAuthSettings,
+    AuthSettings,
+    ConsoleSinkSettings,
+    DeliverySettings,
+    DliSettings,
+    NoAuthSettings,
+    PollSettings,
+    RetrySettings,
+    ServerSettings,
+    Settings,
+    SinkSettings,
+    StateSettings,
+    TokenAuthSettings,
+    WebhookSinkSettings,
+)
+
+__all__ = [
+    "ALL_QUEUES",
+    "FILE_BACKED",
+    "AkSkAuthSettings",
+    "AuthSettings",
+    "ConfigError",
+    "ConsoleSinkSettings",
+    "DeliverySettings",
+    "DliSettings",
+    "Duration",
+    "Loc",
+    "NoAuthSettings",
+    "PollSettings",
+    "RetrySettings",
+    "ServerSettings",
+    "Settings",
+    "SinkSettings",
+    "StateSettings",
+    "TokenAuthSettings",
+    "WebhookSinkSettings",
+    "format_duration",
+    "load_settings",
+    "parse_duration",
+    "parse_settings",
+    "reference_table",
+    "render_effective",
+    "secret_values",
+]
