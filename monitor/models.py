@@ -198,3 +198,29 @@ class CycleReport:
     def events(self) -> int:
         """Events found across every target this cycle."""
         return sum(r.events for r in self.results)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message for one sink: a single event, or a digest that collapses several.
+
+    The dispatcher builds these from outbox rows (a digest when a sink's rate budget cannot
+    carry one message per event); sinks render and send them. Every event is in exactly one
+    delivered notification, or recorded as failed.
+    """
+
+    sink: str
+    events: tuple[Event, ...]
+
+    @property
+    def is_digest(self) -> bool:
+        """True when the notification carries more than one event."""
+        return len(self.events) > 1
+
+    @property
+    def notification_id(self) -> str:
+        """Stable across retries: the event id, or a hash of a digest's sorted event ids."""
+        if len(self.events) == 1:
+            return self.events[0].event_id
+        joined = "\x1f".join(sorted(e.event_id for e in self.events))
+        return hashlib.sha256(joined.encode()).hexdigest()[:32]

@@ -24,7 +24,6 @@ from monitor.config.load import FILE_BACKED, load_settings, parse_settings
 from monitor.config.models import (
     AkSkAuthSettings,
     AuthSettings,
-    ConsoleSinkSettings,
     DeliverySettings,
     DliSettings,
     NoAuthSettings,
@@ -32,9 +31,14 @@ from monitor.config.models import (
     RetrySettings,
     ServerSettings,
     Settings,
-    SinkSettings,
     StateSettings,
     TokenAuthSettings,
+)
+from monitor.config.sinks import (
+    ConsoleSinkSettings,
+    RateLimitSettings,
+    SinkBase,
+    SinkSettings,
     WebhookSinkSettings,
 )
 
@@ -51,9 +55,11 @@ __all__ = [
     "Loc",
     "NoAuthSettings",
     "PollSettings",
+    "RateLimitSettings",
     "RetrySettings",
     "ServerSettings",
     "Settings",
+    "SinkBase",
     "SinkSettings",
     "StateSettings",
     "TokenAuthSettings",

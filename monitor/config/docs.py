@@ -20,8 +20,9 @@ from pydantic import BaseModel, SecretStr
 
 from monitor.config.durations import format_duration
 from monitor.config.fields import Kind
-from monitor.config.models import Settings, WebhookSinkSettings
+from monitor.config.models import Settings
 from monitor.config.schema import is_duration, is_model, is_union, union_tags, unwrap
+from monitor.config.sinks import WebhookSinkSettings
 from monitor.redact import MASK, redact_url
 
 # --- showing -----------------------------------------------------------------------------

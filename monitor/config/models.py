@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -23,9 +21,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from monitor.config.base import ConfigModel as _Model
 from monitor.config.fields import (
     Duration,
-    HeaderName,
     HttpUrl,
     OptionalSecret,
     PositiveDuration,
@@ -33,15 +31,10 @@ from monitor.config.fields import (
     Queues,
     Secret,
     SecretFile,
-    SecretUrl,
-    SinkName,
     Text,
     problem,
 )
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from monitor.config.sinks import SinkSettings
 
 
 class AkSkAuthSettings(_Model):
@@ -194,31 +187,6 @@ class DeliverySettings(_Model):
     )
     timeout: PositiveDuration = Field(default=10.0, description="Timeout of one delivery attempt.")
     batch_size: int = Field(default=100, ge=1, description="Outbox rows handled per drain.")
-
-
-class WebhookSinkSettings(_Model):
-    """A generic JSON webhook: one POST per notification."""
-
-    name: SinkName = Field(description="Unique sink name (used in metrics and logs).")
-    type: Literal["webhook"] = Field(description="Sink kind.")
-    url: SecretUrl = Field(description="http(s) URL to POST to; a secret (may hold a token).")
-    url_file: SecretFile = Field(default=None, description="File holding the URL instead.")
-    headers: dict[HeaderName, Secret] = Field(
-        default_factory=dict, description="Extra request headers; values are secrets."
-    )
-    timeout: PositiveDuration | None = Field(
-        default=None, description="Per-attempt timeout; default delivery.timeout."
-    )
-
-
-class ConsoleSinkSettings(_Model):
-    """Writes each notification to standard output (for trials and the demo)."""
-
-    name: SinkName = Field(description="Unique sink name (used in metrics and logs).")
-    type: Literal["console"] = Field(description="Sink kind.")
-
-
-SinkSettings = Annotated[WebhookSinkSettings | ConsoleSinkSettings, Field(discriminator="type")]
 
 
 class Settings(_Model):

@@ -603,13 +603,15 @@ def test_formatted_durations_parse_back_to_the_same_seconds(seconds: float) -> N
 
 def test_every_field_of_every_model_has_a_description() -> None:
     from monitor.config import models as config
+    from monitor.config import sinks
 
     models = [
         value
-        for value in vars(config).values()
+        for module in (config, sinks)
+        for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)
-        and value.__module__ == config.__name__
+        and value.__module__ == module.__name__
     ]
     assert len(models) >= 12
     undocumented = [
