@@ -1,7 +1,8 @@
 """The `dli-monitor` command line: argument parsing, logging set-up and exit codes.
 
-Commands: `run`, `once`, `check-config`, `demo`, `simulate`. Exit codes: 0 success, 1 a
-runtime failure (for `once`: a target failed to poll), 2 invalid configuration or usage.
+Commands: `run`, `once`, `check-config`, `demo`, `simulate`, `silence add|list|expire`.
+Exit codes: 0 success, 1 a runtime failure (for `once`: a target failed to poll), 2 invalid
+configuration or usage.
 Everything that does work lives elsewhere; this module only parses and dispatches.
 """
 
@@ -12,13 +13,24 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
 
 from monitor import __version__
-from monitor.config import ConfigError, Settings, load_settings, render_effective, secret_values
+from monitor.config import (
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_duration,
+    render_effective,
+    secret_values,
+)
 from monitor.logs import add_secrets, configure
+from monitor.models import utc_now
+from monitor.silences import SilenceError, compile_job_name
+from monitor.store import Store
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -62,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--listen", default="127.0.0.1:9108", help="metrics address")
     demo.add_argument("--interval", default="5s", help="poll interval")
     demo.add_argument("--state", default=None, help="state file (default: a temporary one)")
+
+    _add_silence_parser(commands)
 
     simulate = commands.add_parser("simulate", help="run the DLI simulator alone")
     simulate.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on")
@@ -111,6 +125,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sys.stdout.write(render_effective(settings))
         sys.stdout.write("config is valid\n")
         return EXIT_OK
+    if args.command == "silence":
+        return _silence(args, settings)
     from monitor import app
 
     if args.command == "once":
@@ -126,6 +142,92 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
         return EXIT_OK if report.ok else EXIT_FAILURE
     return asyncio.run(app.run(settings))
+
+
+def _positive_duration(text: str) -> float:
+    """An argparse type: a duration such as 2h or 30m, more than zero."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than zero")
+    return seconds
+
+
+def _job_name_regex(text: str) -> str:
+    """An argparse type: a job-name regular expression that compiles."""
+    try:
+        compile_job_name(text)
+    except SilenceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_silence_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`silence add|list|expire`: silences stored in the state file named by the config."""
+    silence = commands.add_parser(
+        "silence", help="mute notifications for matching jobs (stored in the state file)"
+    )
+    actions = silence.add_subparsers(dest="silence_command", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="add a silence")
+    add.add_argument("--job-name", required=True, type=_job_name_regex, help="regex, whole name")
+    add.add_argument("--queue", default=None, help="queue glob (default: every queue)")
+    add.add_argument(
+        "--for", dest="duration", required=True, type=_positive_duration, help="e.g. 2h, 30m"
+    )
+    add.add_argument("--comment", default="", help="why (shown by `silence list`)")
+    listing = actions.add_parser("list", help="list silences that are active or scheduled")
+    listing.add_argument("--all", action="store_true", help="include expired silences")
+    expire = actions.add_parser("expire", help="end a silence now")
+    expire.add_argument("id", type=int, help="the silence id shown by `silence list`")
+    for sub in (add, listing, expire):
+        sub.add_argument(
+            "--config",
+            default=os.environ.get(CONFIG_ENV),
+            help=f"config file (default: ${CONFIG_ENV})",
+        )
+
+
+def _silence(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one `silence` action against the state file of `settings`."""
+    now = utc_now()
+    store = Store.open(settings.state.path)
+    try:
+        if args.silence_command == "add":
+            added = store.add_silence(
+                job_name=args.job_name,
+                queue=args.queue,
+                starts_at=now,
+                ends_at=now + timedelta(seconds=args.duration),
+                comment=args.comment,
+            )
+            sys.stdout.write(f"silence {added.id} added, until {_iso(added.ends_at)}\n")
+            return EXIT_OK
+        if args.silence_command == "expire":
+            try:
+                ended = store.expire_silence(args.id, now)
+            except KeyError:
+                sys.stderr.write(f"error: no silence with id {args.id}\n")
+                return EXIT_FAILURE
+            sys.stdout.write(f"silence {args.id} {'expired' if ended else 'had already ended'}\n")
+            return EXIT_OK
+        shown = [s for s in store.list_silences() if args.all or s.ends_at > now]
+        sys.stdout.write("ID\tSTATUS\tUNTIL\tQUEUE\tJOB-NAME\tCOMMENT\n")
+        for item in shown:
+            status = "active" if item.is_active(now) else "expired"
+            queue = item.queue or "*"
+            sys.stdout.write(
+                f"{item.id}\t{status}\t{_iso(item.ends_at)}\t{queue}\t{item.job_name}"
+                f"\t{item.comment}\n"
+            )
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _load(path: str | None) -> Settings | None:

@@ -2,13 +2,14 @@
 
 Two shapes live here: the internal one (`job_to_dict`/`event_to_dict` and their inverses),
 which the store persists and which round-trips exactly, and the public generic-webhook JSON
-(`webhook_payload`), whose documented keys are a contract with receivers. Datetimes are
-RFC 3339 strings in UTC with a `Z` suffix. No I/O here, and no knowledge of SQLite or HTTP.
+(`webhook_payload`, and `digest_payload` wrapping several), whose documented keys are a
+contract with receivers. Datetimes are RFC 3339 strings in UTC with a `Z` suffix. No I/O
+here, and no knowledge of SQLite or HTTP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,6 +163,17 @@ def webhook_payload(event: Event, project_id: str) -> JsonDict:
         "from_state": _optional_state(event.from_state),
         "to_state": _optional_state(event.to_state),
         "observed_at": format_time(event.observed_at),
+    }
+
+
+def digest_payload(events: Sequence[Event], notification_id: str, project_id: str) -> JsonDict:
+    """The generic-webhook JSON of a digest: every event's `webhook_payload`, in order."""
+    return {
+        "kind": "digest",
+        "notification_id": notification_id,
+        "project_id": project_id,
+        "count": len(events),
+        "events": [webhook_payload(event, project_id) for event in events],
     }
 
 

@@ -9,6 +9,13 @@ and after a retryable failure the sink gets nothing more in that drain (it is li
 there is no point in waiting out one timeout per row). Order across a failure is therefore
 best effort; receivers order by `observed_at` and de-duplicate by `event_id`.
 
+Rate budgets (`monitor.ratelimit`): each sink may have a `RateBudget`. When a sink's due rows
+exceed what its budget allows now, they ALL go as one digest `Notification` instead of being
+dropped or trickled out late; when the budget allows nothing now, the rows stay pending with
+`next_attempt_at` at the budget's next free slot (persisted, like every send time, so a restart
+does not send early). A digest's outcome applies to all its rows. A sink's `retry_after` pauses
+its budget and defers its rows.
+
 What lives elsewhere: the HTTP details and status classification (`monitor.sinks`), the
 outbox itself (`monitor.store`), metrics (the caller passes an `observer`).
 """
@@ -17,22 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from monitor.models import Clock, utc_now
+from monitor.models import Clock, Notification, utc_now
+from monitor.ratelimit import UNLIMITED, RateBudget
 from monitor.sinks.base import Sink, SinkError, safe_text
 from monitor.store import Delivery, Store
 
 log = structlog.get_logger(__name__)
 
 DeliveryObserver = Callable[[str, str], None]
-"""Called as (sink, outcome) for every attempt; outcome is "delivered", "retry" or "failed"."""
+"""Called as (sink, outcome) for every row attempted; "delivered", "retry" or "failed"."""
 
 SINK_REMOVED = "sink removed from config"
+SENDS_KEPT_S = 3600.0
+"""The least history of send times kept in the store per sink (more if a window is longer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,8 @@ class DeliveryPolicy:
     """A retryable failure of an event older than this is final."""
     batch_size: int = 100
     """Rows fetched from the outbox at a time."""
+    digest_limit: int = 1000
+    """The most events one digest carries; a larger backlog goes in several digests."""
 
     def __post_init__(self) -> None:
         if any(delay < 0 for delay in self.backoff):
@@ -53,6 +65,8 @@ class DeliveryPolicy:
             raise ValueError("max_age_s must be positive")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if self.digest_limit < 2:
+            raise ValueError("digest_limit must be at least 2")
 
     def delay(self, attempts: int) -> float:
         """Seconds to wait after the attempt that made `attempts` failures in a row (1-based)."""
@@ -63,11 +77,14 @@ class DeliveryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReport:
-    """What one drain did: rows delivered, given up, and scheduled for another attempt."""
+    """What one drain did, in rows: delivered, given up, to be retried, held back by a budget."""
 
     delivered: int
     failed: int
     retrying: int
+    deferred: int = 0
+    digests: int = 0
+    """Digest notifications sent (whatever their outcome)."""
 
 
 @dataclass(slots=True)
@@ -75,11 +92,35 @@ class _Tally:
     delivered: int = 0
     failed: int = 0
     retrying: int = 0
+    deferred: int = 0
+    digests: int = 0
     given_up: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Pass:
+    """State shared by the sink tasks of one drain."""
+
+    tally: _Tally
+    deadline: float | None
+    resting: set[str] = field(default_factory=set)
+    """Sinks that failed retryably or are out of budget: nothing more for them this drain."""
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    """(event_id, sink) rows handled this drain, so none is handled twice."""
+    deferrals: int = 0
+    """Sinks put off to their next free slot this drain (progress, like `seen`)."""
+
+    def progress(self) -> tuple[int, int]:
+        """Changes whenever a row was handled or a sink deferred."""
+        return (len(self.seen), self.deferrals)
+
+
+def _key(row: Delivery) -> tuple[str, str]:
+    return (row.event.event_id, row.sink)
+
+
 class Dispatcher:
-    """Sends due outbox rows to their sinks and records every outcome in the store."""
+    """Sends due outbox rows to their sinks within their budgets and records every outcome."""
 
     def __init__(
         self,
@@ -89,16 +130,30 @@ class Dispatcher:
         policy: DeliveryPolicy = DeliveryPolicy(),
         clock: Clock = utc_now,
         observer: DeliveryObserver | None = None,
+        budgets: Mapping[str, RateBudget] | None = None,
     ) -> None:
         self._store = store
         self._sinks = dict(sinks)
         self._policy = policy
         self._clock = clock
         self._observer = observer
+        self._budgets = dict(budgets or {})
+        for name in self._sinks:
+            self._budgets.setdefault(name, RateBudget((), clock=clock))
         self._failing: dict[str, str] = {}
         """Sinks whose last attempt failed, with the reason; for once-per-change logging."""
         self._lock = asyncio.Lock()
         """Serialises drains: the cycle's and the periodic one must never send a row twice."""
+        self._restore_budgets()
+
+    def _restore_budgets(self) -> None:
+        """Feed each budget the send times the store remembers (from before a restart)."""
+        now = self._clock()
+        for name, budget in self._budgets.items():
+            if budget.horizon_s > 0:
+                since = now - timedelta(seconds=budget.horizon_s)
+                for at in self._store.recent_sends(name, since):
+                    budget.record(at)
 
     async def drain(self, *, deadline: float | None = None) -> DeliveryReport:
         """Send every due row once; stop starting sends after `deadline` (a `loop.time()`).
@@ -110,81 +165,138 @@ class Dispatcher:
 
     async def _drain(self, deadline: float | None) -> DeliveryReport:
         loop = asyncio.get_running_loop()
-        tally = _Tally()
-        resting: set[str] = set()  # sinks that failed retryably in this drain
-        seen: set[tuple[str, str]] = set()
+        state = _Pass(_Tally(), deadline)
         while deadline is None or loop.time() < deadline:
             rows = self._store.due(
-                self._clock(), limit=self._policy.batch_size, exclude_sinks=resting
+                self._clock(), limit=self._policy.batch_size, exclude_sinks=state.resting
             )
-            fresh = [row for row in rows if (row.event.event_id, row.sink) not in seen]
+            fresh = [row for row in rows if _key(row) not in state.seen]
             if not fresh:
                 break
-            seen.update((row.event.event_id, row.sink) for row in fresh)
             by_sink: dict[str, list[Delivery]] = {}
             for row in fresh:
                 by_sink.setdefault(row.sink, []).append(row)
-            await self._send_all(by_sink, tally, resting, deadline)
+            before = state.progress()
+            await self._serve_all(by_sink, state)
+            if state.progress() == before:
+                break  # nothing could be handled (deadline): do not spin
+        tally = state.tally
         if tally.given_up:
             log.warning("deliveries given up", per_sink=dict(sorted(tally.given_up.items())))
-        return DeliveryReport(tally.delivered, tally.failed, tally.retrying)
+        return DeliveryReport(
+            tally.delivered, tally.failed, tally.retrying, tally.deferred, tally.digests
+        )
 
-    async def _send_all(
-        self,
-        by_sink: Mapping[str, list[Delivery]],
-        tally: _Tally,
-        resting: set[str],
-        deadline: float | None,
-    ) -> None:
+    async def _serve_all(self, by_sink: Mapping[str, list[Delivery]], state: _Pass) -> None:
         """One task per sink; a store error in any of them cancels the rest and is raised."""
         try:
             async with asyncio.TaskGroup() as group:
                 for name, rows in by_sink.items():
-                    group.create_task(self._send_rows(name, rows, tally, resting, deadline))
+                    group.create_task(self._serve(name, rows, state))
         except BaseExceptionGroup as errors:
             raise errors.exceptions[0] from None
 
-    async def _send_rows(
-        self,
-        name: str,
-        rows: list[Delivery],
-        tally: _Tally,
-        resting: set[str],
-        deadline: float | None,
-    ) -> None:
-        """The rows of one sink, in order, one at a time, until one fails retryably."""
+    async def _serve(self, name: str, batch: list[Delivery], state: _Pass) -> None:
+        """One sink's turn: singles within its budget, one digest beyond it, or a deferral."""
         sink = self._sinks.get(name)
         if sink is None:
-            for row in rows:
-                self._store.mark_failed(
-                    row.event.event_id,
-                    name,
-                    reason=SINK_REMOVED,
-                    now=self._clock(),
-                    attempted=False,
-                )
-                self._count_failed(tally, name)
+            self._fail_removed(name, batch, state)
             return
-        loop = asyncio.get_running_loop()
-        for row in rows:
-            if deadline is not None and loop.time() >= deadline:
-                return
-            error = await self._attempt(sink, row)
-            if error is None:
-                self._store.mark_delivered(row.event.event_id, name, self._clock())
-                self._settle(tally, name, "delivered")
-                continue
-            self._note_failure(name, error.reason)
-            if self._record_failure(row, error) == "retry":
-                self._settle(tally, name, "retry")
-                resting.add(name)
-                return
-            self._settle(tally, name, "failed")
+        budget = self._budgets[name]
+        allowed = budget.allowance()
+        if allowed == 0:
+            self._defer(name, budget, state)
+            return
+        if allowed == UNLIMITED:
+            await self._send_singly(sink, batch, state)
+            return
+        now = self._clock()
+        probe = self._unseen(self._store.due(now, limit=allowed + 1, sink=name), state)
+        if len(probe) <= allowed:
+            await self._send_singly(sink, probe, state)
+            return
+        rows = self._unseen(self._store.due(now, limit=self._policy.digest_limit, sink=name), state)
+        await self._send_digest(sink, rows, state)
 
-    async def _attempt(self, sink: Sink, row: Delivery) -> SinkError | None:
+    @staticmethod
+    def _unseen(rows: list[Delivery], state: _Pass) -> list[Delivery]:
+        return [row for row in rows if _key(row) not in state.seen]
+
+    def _fail_removed(self, name: str, rows: list[Delivery], state: _Pass) -> None:
+        """Rows for a sink that is no longer configured fail at once, without a send."""
+        for row in rows:
+            state.seen.add(_key(row))
+            self._store.mark_failed(
+                row.event.event_id, name, reason=SINK_REMOVED, now=self._clock(), attempted=False
+            )
+            self._count_failed(state.tally, name)
+
+    def _defer(self, name: str, budget: RateBudget, state: _Pass) -> None:
+        """Out of budget: hold every pending row of the sink until its next free slot."""
+        slot = budget.next_slot()
+        state.tally.deferred += self._store.defer(name, slot)
+        state.resting.add(name)
+        state.deferrals += 1
+        log.debug("sink out of budget", sink=name, next_slot=slot.isoformat())
+
+    def _expired(self, state: _Pass) -> bool:
+        return state.deadline is not None and asyncio.get_running_loop().time() >= state.deadline
+
+    async def _send_singly(self, sink: Sink, rows: list[Delivery], state: _Pass) -> None:
+        """The rows of one sink, in order, one at a time, until one fails retryably."""
+        budget = self._budgets[sink.name]
+        for row in rows:
+            if self._expired(state):
+                return
+            if budget.allowance() == 0:
+                self._defer(sink.name, budget, state)
+                return
+            state.seen.add(_key(row))
+            if not await self._deliver(sink, [row], state):
+                return
+
+    async def _send_digest(self, sink: Sink, rows: list[Delivery], state: _Pass) -> None:
+        """All the rows in one notification; its outcome is every row's outcome."""
+        if not rows or self._expired(state):
+            return
+        state.seen.update(_key(row) for row in rows)
+        state.tally.digests += 1
+        log.info("sending a digest", sink=sink.name, events=len(rows))
+        await self._deliver(sink, rows, state)
+
+    async def _deliver(self, sink: Sink, rows: Sequence[Delivery], state: _Pass) -> bool:
+        """Send `rows` as one notification and record the outcome; False after a retryable one."""
+        name = sink.name
+        self._spend(name)
+        error = await self._attempt(sink, Notification(name, tuple(r.event for r in rows)))
+        if error is None:
+            self._store.mark_delivered_many([r.event.event_id for r in rows], name, self._clock())
+            for _ in rows:
+                self._settle(state.tally, name, "delivered")
+            return True
+        self._note_failure(name, error.reason)
+        retried = self._record_failure(name, rows, error, state.tally)
+        if error.retry_after:
+            until = self._clock() + timedelta(seconds=error.retry_after)
+            self._budgets[name].pause(until)
+            self._store.defer(name, until)
+        if retried:
+            state.resting.add(name)
+        return not retried
+
+    def _spend(self, name: str) -> None:
+        """Count one send against the sink's budget, in memory and in the store."""
+        budget = self._budgets[name]
+        if budget.horizon_s <= 0:
+            return
+        now = self._clock()
+        budget.record(now)
+        self._store.record_send(name, now, keep_s=max(SENDS_KEPT_S, budget.horizon_s))
+
+    async def _attempt(self, sink: Sink, notification: Notification) -> SinkError | None:
         """One send; any non-`SinkError` exception becomes a retryable error (and is logged)."""
         try:
-            await sink.send(row.event)
+            await sink.send(notification)
         except SinkError as error:
             return error
         except asyncio.CancelledError:
@@ -201,27 +313,34 @@ class Dispatcher:
             return SinkError(f"unexpected {type(exc).__name__} in sink", retryable=True)
         return None
 
-    def _record_failure(self, row: Delivery, error: SinkError) -> str:
-        """Mark the row retry or failed; returns which."""
+    def _record_failure(
+        self, name: str, rows: Sequence[Delivery], error: SinkError, tally: _Tally
+    ) -> bool:
+        """Mark each row retry or failed (too old, or permanent); True when any will retry."""
         now = self._clock()
-        event_id = row.event.event_id
         if not error.retryable:
-            self._store.mark_failed(event_id, row.sink, reason=error.reason, now=now)
-            return "failed"
-        age = (now - row.created_at).total_seconds()
-        if age >= self._policy.max_age_s:
-            reason = f"gave up after {row.attempts + 1} attempts: {error.reason}"
-            self._store.mark_failed(event_id, row.sink, reason=reason, now=now)
-            return "failed"
-        delay = max(self._policy.delay(row.attempts + 1), error.retry_after or 0.0)
-        self._store.mark_retry(
-            event_id, row.sink, next_attempt_at=now + timedelta(seconds=delay), reason=error.reason
-        )
-        log.debug("delivery will be retried", sink=row.sink, event_id=event_id, delay_s=delay)
-        return "retry"
+            self._store.mark_failed_many(
+                [r.event.event_id for r in rows], name, reason=error.reason, now=now
+            )
+            for _ in rows:
+                self._settle(tally, name, "failed")
+            return False
+        retries: list[tuple[str, datetime]] = []
+        for row in rows:
+            if (now - row.created_at).total_seconds() >= self._policy.max_age_s:
+                reason = f"gave up after {row.attempts + 1} attempts: {error.reason}"
+                self._store.mark_failed(row.event.event_id, name, reason=reason, now=now)
+                self._settle(tally, name, "failed")
+                continue
+            delay = max(self._policy.delay(row.attempts + 1), error.retry_after or 0.0)
+            retries.append((row.event.event_id, now + timedelta(seconds=delay)))
+            self._settle(tally, name, "retry")
+        self._store.mark_retry_many(retries, name, reason=error.reason)
+        log.debug("delivery will be retried", sink=name, rows=len(retries))
+        return bool(retries)
 
     def _settle(self, tally: _Tally, name: str, outcome: str) -> None:
-        """Count one outcome, tell the observer, and log a recovery once."""
+        """Count one row's outcome, tell the observer, and log a recovery once."""
         if outcome == "delivered":
             tally.delivered += 1
             if self._failing.pop(name, None) is not None:

@@ -1,28 +1,42 @@
-"""Prometheus metrics: the `Metrics` facade over its own registry, and the job-state collector.
+"""Prometheus metrics: the `Metrics` facade over its own registry.
 
-Everything the daemon exports lives here: API request and poll counters, the poll-duration
-histogram, transition and notification counters, outbox depth, build info, and
-`dli_batch_jobs{queue,state}`, which a custom collector computes at scrape time from the
-snapshots handed in with `Metrics.set_snapshot`. Labels are bounded: queue, state, sink,
-operation, status code, a short reason. Never a job id, never a URL or a secret.
+Everything the daemon exports is registered here: API request, page and error counters, the
+poll-duration histogram, transition and notification counters, the finished-job duration
+histogram, outbox depth and age, config and build info. Job state comes from collectors that
+compute it at scrape time from the snapshots handed in with `Metrics.set_snapshot`
+(`monitor.metrics_jobs`); ages (snapshot, oldest outbox row) are computed at scrape time too,
+from the injected clock. Labels are bounded: queue, state, sink, operation, a folded error code
+or reason. Job ids appear only in the per-job series, which are capped. Never a URL or a secret.
 
 Deliberately not here: serving the exposition (`monitor.server`), liveness (`monitor.health`).
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from monitor.models import DLI_STATES, Job, utc_now
+from monitor.config.metrics import MetricsSettings
+from monitor.metrics_jobs import (
+    JobCountCollector,
+    JobSeriesCollector,
+    JobSeriesLimits,
+    JobView,
+    duration_s,
+    label,
+)
+from monitor.models import Clock, Job, utc_now
 
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 """Histogram buckets for one target's poll: a single small page up to a long paged listing."""
+
+RUN_BUCKETS = (30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0)
+"""Histogram buckets for a finished job's run time: half a minute up to a day."""
 
 POLL_ERROR_REASONS: tuple[str, ...] = (
     "server_error",
@@ -35,73 +49,100 @@ POLL_ERROR_REASONS: tuple[str, ...] = (
 )
 """The only values `dli_monitor_poll_errors_total{reason}` takes; anything else is `other`."""
 
-NOTIFICATION_OUTCOMES: tuple[str, ...] = ("delivered", "retry", "failed")
+NOTIFICATION_OUTCOMES: tuple[str, ...] = ("delivered", "retry", "failed", "throttled")
 """Delivery outcomes pre-initialised for every declared sink."""
 
-JOBS_METRIC = "dli_batch_jobs"
+TRANSPORT_ERROR_CODES = frozenset({"timeout", "connection_error"})
+"""Error codes the client uses when no answer came; kept as they are."""
+
+MAX_ERROR_CODES = 100
+"""Distinct API error codes kept as labels; later new codes are counted as `other`."""
+
+_ERROR_CODE = re.compile(r"[A-Z][A-Z0-9]{1,9}\.[0-9]{1,6}")
+OTHER_JOB_NAME = "other"
 
 
-class JobStateCollector:
-    """Computes `dli_batch_jobs{queue,state}` at scrape time from the latest snapshots."""
+class _AgeCollector:
+    """Renders the snapshot age per queue and the oldest outbox row's age per sink, at scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
-        self._jobs: dict[str, dict[str, tuple[str, str]]] = {}
-        self._queues: frozenset[str] = frozenset()
+        self._polled: dict[str, datetime] = {}
+        self._oldest: dict[str, datetime | None] = {}
 
-    def declare_queues(self, queues: Iterable[str]) -> None:
-        """Add queues that always export a zero for every DLI state, even without jobs."""
+    def polled(self, queue: str, at: datetime) -> None:
+        """Remember the queue's last successful poll."""
         with self._lock:
-            self._queues = self._queues | frozenset(queues)
+            self._polled[queue] = at
 
-    def replace(self, target: str, jobs: Iterable[Job]) -> None:
-        """Replace the target's view; what the old view counted is forgotten."""
-        view = {job.id: (job.queue or target, job.state.value) for job in jobs}
+    def outbox(self, sink: str, oldest: datetime | None) -> None:
+        """Remember when the sink's oldest pending row was created (None: nothing pending)."""
         with self._lock:
-            self._jobs.pop(target, None)
-            self._jobs[target] = view  # re-inserted last: the freshest view wins on overlap
-
-    def counts(self) -> dict[tuple[str, str], int]:
-        """Jobs per (queue, state), every DLI state zero-filled for every known queue."""
-        with self._lock:
-            views = list(self._jobs.values())
-            declared = self._queues
-        latest: dict[str, tuple[str, str]] = {}
-        for view in views:  # a job listed by two overlapping targets is counted once
-            latest.update(view)
-        tally = Tally(latest.values())
-        queues = declared | {queue for queue, _ in tally}
-        for queue in queues:
-            for state in DLI_STATES:
-                tally.setdefault((queue, state.value), 0)
-        return dict(tally)
+            self._oldest[sink] = oldest
 
     def describe(self) -> Iterator[Metric]:
-        """The metric this collector produces, without samples (for registry bookkeeping)."""
-        yield self._family()
+        """The metrics this collector produces, without samples (for registry bookkeeping)."""
+        yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        """The current counts as one gauge family."""
-        family = self._family()
-        for (queue, state), count in sorted(self.counts().items()):
-            family.add_metric([queue, state], count)
-        yield family
+        """Both ages as of now; a queue never polled successfully has no age series yet."""
+        now = self._clock()
+        with self._lock:
+            polled, oldest = dict(self._polled), dict(self._oldest)
+        snapshot, outbox = self._families()
+        for queue, at in sorted(polled.items()):
+            snapshot.add_metric([queue], max(0.0, (now - at).total_seconds()))
+        for sink, since in sorted(oldest.items()):
+            age = 0.0 if since is None else max(0.0, (now - since).total_seconds())
+            outbox.add_metric([sink], age)
+        yield snapshot
+        yield outbox
 
     @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            JOBS_METRIC,
-            "DLI batch jobs in the latest complete listing, by the job's queue and state.",
-            labels=("queue", "state"),
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "dli_monitor_snapshot_age_seconds",
+                "Seconds since the queue's last complete, successful poll.",
+                labels=("queue",),
+            ),
+            GaugeMetricFamily(
+                "dli_monitor_outbox_oldest_age_seconds",
+                "Age of the oldest notification waiting in the outbox, by sink (0 = none).",
+                labels=("sink",),
+            ),
         )
+
+
+def limits_from(settings: MetricsSettings) -> JobSeriesLimits:
+    """The per-job series limits a `MetricsSettings` describes, regexes compiled."""
+    return JobSeriesLimits(
+        ttl_s=settings.job_series_ttl,
+        max_jobs=settings.max_job_series,
+        allow=tuple(re.compile(p) for p in settings.job_name_allow),
+        deny=tuple(re.compile(p) for p in settings.job_name_deny),
+    )
 
 
 class Metrics:
     """Every metric the monitor exports, on its own registry so tests and processes don't mix."""
 
-    def __init__(self, *, version: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        version: str,
+        registry: CollectorRegistry | None = None,
+        settings: MetricsSettings | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        settings = settings if settings is not None else MetricsSettings()
+        self._clock = clock
         self._sinks: set[str] = set()
+        self._error_codes: set[str] = set()
+        self._codes_lock = threading.Lock()
+        self._histogram_names = tuple(re.compile(p) for p in settings.histogram_job_names)
         reg = self.registry
         self._build_info = Gauge(
             "dli_monitor_build_info",
@@ -110,10 +151,28 @@ class Metrics:
             registry=reg,
         )
         self._build_info.labels(version=version).set(1)
+        self._config_loaded = Gauge(
+            "dli_monitor_config_load_success",
+            "1 when the last configuration load succeeded, 0 when it failed.",
+            registry=reg,
+        )
+        self._config_loaded.set(1)  # a Metrics is only built from a configuration that loaded
         self._api_requests = Counter(
             "dli_monitor_api_requests",
             "Requests sent to the DLI API, by operation and HTTP status code (or error kind).",
             ["operation", "code"],
+            registry=reg,
+        )
+        self._api_errors = Counter(
+            "dli_monitor_api_errors",
+            "Failed DLI API requests by operation and DLI error code (other = no or odd code).",
+            ["operation", "error_code"],
+            registry=reg,
+        )
+        self._pages = Counter(
+            "dli_monitor_pages_fetched",
+            "Listing pages received from the DLI API, by target.",
+            ["queue"],
             registry=reg,
         )
         self._poll_duration = Histogram(
@@ -141,9 +200,16 @@ class Metrics:
             ["queue", "from_state", "to_state"],
             registry=reg,
         )
+        self._run_duration = Histogram(
+            "dli_batch_job_run_duration_seconds",
+            "Run time of jobs that reached a terminal state, by queue and job name (or other).",
+            ["queue", "job_name"],
+            buckets=RUN_BUCKETS,
+            registry=reg,
+        )
         self._notifications = Counter(
             "dli_monitor_notifications",
-            "Delivery attempts to alert sinks, by outcome (delivered, retry, failed).",
+            "Delivery attempts to alert sinks, by outcome (delivered, retry, failed, throttled).",
             ["sink", "outcome"],
             registry=reg,
         )
@@ -159,12 +225,25 @@ class Metrics:
             ["queue"],
             registry=reg,
         )
-        self._jobs = JobStateCollector()
+        self._view = JobView()
+        self._jobs = JobCountCollector(self._view)
         reg.register(self._jobs)
+        reg.register(JobSeriesCollector(self._view, limits_from(settings), clock))
+        self._ages = _AgeCollector(clock)
+        reg.register(self._ages)
 
     def observe_api_request(self, operation: str, code: str) -> None:
         """Count one DLI API request attempt."""
         self._api_requests.labels(operation=operation, code=code).inc()
+
+    def observe_api_error(self, operation: str, error_code: str) -> None:
+        """Count one failed DLI API request by its error code (e.g. DLI.0002, APIG.0308)."""
+        self._api_errors.labels(operation=operation, error_code=self._fold(error_code)).inc()
+
+    def observe_pages(self, queue: str, pages: int) -> None:
+        """Count listing pages received for a target."""
+        if pages > 0:
+            self._pages.labels(queue=queue).inc(pages)
 
     def observe_poll(
         self,
@@ -178,8 +257,9 @@ class Metrics:
         """Record one poll of a target: its duration, and either its success time or its error."""
         self._poll_duration.labels(queue=queue).observe(max(0.0, duration_s))
         if ok:
-            moment = now if now is not None else utc_now()
+            moment = now if now is not None else self._clock()
             self._last_success.labels(queue=queue).set(moment.timestamp())
+            self._ages.polled(queue, moment)
         else:
             label = reason if reason in POLL_ERROR_REASONS else "other"
             self._poll_errors.labels(queue=queue, reason=label).inc()
@@ -188,8 +268,19 @@ class Metrics:
         """Count one job state change on a queue."""
         self._transitions.labels(queue=queue, from_state=from_state, to_state=to_state).inc()
 
+    def observe_finished(self, job: Job, target: str = "") -> None:
+        """Add a job that reached a terminal state to the run-duration histogram."""
+        if not job.state.is_terminal:
+            return
+        seconds = duration_s(job, self._clock())
+        if seconds is None:
+            return
+        named = job.name and any(p.fullmatch(job.name) for p in self._histogram_names)
+        name = label(job.name) if named else OTHER_JOB_NAME
+        self._run_duration.labels(queue=job.queue or target, job_name=name).observe(seconds)
+
     def observe_notification(self, sink: str, outcome: str) -> None:
-        """Count one delivery attempt to a sink."""
+        """Count one delivery attempt (or throttled notification) for a sink."""
         self._notifications.labels(sink=sink, outcome=outcome).inc()
 
     def set_outbox_pending(self, pending: Mapping[str, int]) -> None:
@@ -198,9 +289,20 @@ class Metrics:
         for sink in self._sinks:
             self._outbox_pending.labels(sink=sink).set(pending.get(sink, 0))
 
+    def set_outbox(self, pending: Mapping[str, tuple[int, datetime | None]]) -> None:
+        """Set depth and oldest row's creation time per sink; known sinks missing go to empty."""
+        self.set_outbox_pending({sink: depth for sink, (depth, _) in pending.items()})
+        for sink in self._sinks:
+            depth, oldest = pending.get(sink, (0, None))
+            self._ages.outbox(sink, oldest if depth > 0 else None)
+
     def set_snapshot(self, target: str, jobs: Iterable[Job]) -> None:
-        """Replace what `dli_batch_jobs` reports for one target with this complete listing."""
-        self._jobs.replace(target, jobs)
+        """Replace what the job collectors report for one target with this complete listing."""
+        self._view.replace(target, jobs)
+
+    def set_config_loaded(self, ok: bool) -> None:
+        """Record whether the last configuration load succeeded."""
+        self._config_loaded.set(1 if ok else 0)
 
     def declare(self, *, queues: Iterable[str], sinks: Iterable[str]) -> None:
         """Create the known label sets with zero values, so every series exists from the start."""
@@ -210,15 +312,31 @@ class Metrics:
             self._poll_duration.labels(queue=queue)
             self._last_success.labels(queue=queue)
             self._malformed.labels(queue=queue)
+            self._pages.labels(queue=queue)
             for reason in POLL_ERROR_REASONS:
                 self._poll_errors.labels(queue=queue, reason=reason)
         for sink in sinks:
             for outcome in NOTIFICATION_OUTCOMES:
                 self._notifications.labels(sink=sink, outcome=outcome)
             self._outbox_pending.labels(sink=sink)  # a new child starts at 0; keeps a set value
+            if sink not in self._sinks:
+                self._ages.outbox(sink, None)
             self._sinks.add(sink)
 
     def observe_malformed(self, queue: str, count: int = 1) -> None:
         """Count job records from a listing that could not be parsed."""
         if count > 0:
             self._malformed.labels(queue=queue).inc(count)
+
+    def _fold(self, error_code: str) -> str:
+        """The error code as a bounded label: known shapes kept (up to a limit), else `other`."""
+        code = error_code.strip()
+        if code in TRANSPORT_ERROR_CODES:
+            return code
+        if not _ERROR_CODE.fullmatch(code):
+            return "other"
+        with self._codes_lock:
+            if code not in self._error_codes and len(self._error_codes) >= MAX_ERROR_CODES:
+                return "other"
+            self._error_codes.add(code)
+        return code

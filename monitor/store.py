@@ -5,7 +5,9 @@ promise is `Store.commit_poll`: the new snapshot rows, the "baseline done" mark,
 one outbox row per (event, sink) are written in ONE transaction, so a crash leaves either the
 old state or the new one, never half of each. Event ids are primary keys: an event derived a
 second time (retried page, restart) is silently ignored. The dispatcher then walks the outbox
-with `due` and records outcomes with the `mark_*` methods.
+with `due` and records outcomes with the `mark_*` methods (`*_many` for a digest). Rate
+budgets survive a restart through `defer` (a row knows when it may next be tried) and the
+`sends` table (`record_send` / `recent_sends`).
 
 The API is synchronous: writes take milliseconds and happen on the event loop's thread.
 What lives elsewhere: the JSON shape of jobs and events (`monitor.codec`), delivery policy and
@@ -16,14 +18,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.codec import event_from_dict, event_to_dict, job_from_dict, job_to_dict
 from monitor.models import Event, Job
+from monitor.silences import Silence
 
 SCHEMA_VERSION = 1
 """Stored in `PRAGMA user_version`; a file with a newer version is refused."""
@@ -59,6 +62,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (event_id, sink)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS sends (
+    sink TEXT NOT NULL,
+    at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sends_by_sink ON sends (sink, at);
+CREATE TABLE IF NOT EXISTS silences (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_name   TEXT NOT NULL,
+    queue      TEXT,
+    starts_at  TEXT NOT NULL,
+    ends_at    TEXT NOT NULL,
+    comment    TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
 """
 
 PENDING = "pending"
@@ -169,15 +186,18 @@ class Store:
         upserts: Iterable[Job],
         removals: Iterable[str],
         events: Sequence[Event],
-        sinks: Sequence[str],
+        sinks: Sequence[str] = (),
         now: datetime,
+        routing: Callable[[Event], Iterable[tuple[str, datetime]]] | None = None,
     ) -> list[Event]:
         """Write one poll's outcome atomically; returns the events that were new (not duplicates).
 
         In one transaction: upsert and remove the target's snapshot rows, mark the target
         baselined (keeping the first `baseline_at`), insert the events (a known `event_id` is
-        skipped) and one pending outbox row per (new event, sink), due at `now`. Any error
-        rolls everything back and is raised.
+        skipped) and one pending outbox row per (new event, sink), due at `now`. With
+        `routing`, it is asked for (sink, first attempt time) per new event instead of `sinks`
+        (a sink named twice keeps its earliest time; no sink = recorded, not delivered). Any
+        error rolls everything back and is raised.
         """
         stamp = _stamp(now)
         inserted: list[Event] = []
@@ -209,27 +229,40 @@ class Store:
                 if cursor.rowcount != 1:
                     continue
                 inserted.append(event)
+                plan = routing(event) if routing is not None else ((s, now) for s in sinks)
                 db.executemany(
                     "INSERT INTO outbox (event_id, sink, next_attempt_at) VALUES (?, ?, ?)",
-                    ((event.event_id, sink, stamp) for sink in dict.fromkeys(sinks)),
+                    ((event.event_id, sink, _stamp(at)) for sink, at in _earliest(plan).items()),
                 )
         return inserted
 
     # -- outbox --------------------------------------------------------------------------------
 
     def due(
-        self, now: datetime, limit: int = 100, *, exclude_sinks: Collection[str] = ()
+        self,
+        now: datetime,
+        limit: int = 100,
+        *,
+        exclude_sinks: Collection[str] = (),
+        sink: str | None = None,
     ) -> list[Delivery]:
-        """Pending rows whose next attempt is at or before `now`, oldest event first."""
+        """Pending rows whose next attempt is at or before `now`, oldest event first.
+
+        `sink` restricts the rows to that one sink.
+        """
         skip = sorted(set(exclude_sinks))
         marks = ", ".join("?" for _ in skip)
         where = f" AND o.sink NOT IN ({marks})" if skip else ""
+        only: tuple[str, ...] = ()
+        if sink is not None:
+            where += " AND o.sink = ?"
+            only = (sink,)
         rows = self._db.execute(
             "SELECT e.data, o.sink, o.attempts, e.created_at"
             " FROM outbox AS o JOIN events AS e ON e.event_id = o.event_id"
             f" WHERE o.status = 'pending' AND o.next_attempt_at <= ?{where}"
             " ORDER BY e.seq, o.sink LIMIT ?",
-            (_stamp(now), *skip, limit),
+            (_stamp(now), *skip, *only, limit),
         ).fetchall()
         return [
             Delivery(
@@ -269,6 +302,67 @@ class Store:
     ) -> None:
         """Give up on a row for good; `attempted=False` when no send was made (sink removed)."""
         self._finish(event_id, sink, FAILED, reason, now, attempted=attempted)
+
+    def mark_delivered_many(self, event_ids: Sequence[str], sink: str, now: datetime) -> None:
+        """`mark_delivered` for every row of one digest, in one transaction."""
+        self._finish_many(event_ids, sink, DELIVERED, "", now)
+
+    def mark_failed_many(
+        self, event_ids: Sequence[str], sink: str, *, reason: str, now: datetime
+    ) -> None:
+        """`mark_failed` for every row of one digest, in one transaction."""
+        self._finish_many(event_ids, sink, FAILED, reason, now)
+
+    def mark_retry_many(
+        self, retries: Sequence[tuple[str, datetime]], sink: str, *, reason: str
+    ) -> None:
+        """`mark_retry` for (event_id, next_attempt_at) pairs of one sink, in one transaction."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE event_id = ? AND sink = ? AND status = 'pending'",
+                ((_stamp(at), reason, event_id, sink) for event_id, at in retries),
+            )
+
+    def defer(self, sink: str, until: datetime) -> int:
+        """Move every pending row of `sink` due before `until` to `until`; returns how many.
+
+        Not an attempt: `attempts` and `last_error` stay. This is how a rate budget's next free
+        slot (or a vendor's pause) is persisted, so a restart does not send early.
+        """
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET next_attempt_at = ?"
+                " WHERE sink = ? AND status = 'pending' AND next_attempt_at < ?",
+                (_stamp(until), sink, _stamp(until)),
+            )
+            return cursor.rowcount
+
+    def record_send(self, sink: str, at: datetime, *, keep_s: float = 3600.0) -> None:
+        """Remember that a message went to `sink` at `at`; forget its sends older than `keep_s`."""
+        with self._transaction() as db:
+            db.execute("INSERT INTO sends (sink, at) VALUES (?, ?)", (sink, _stamp(at)))
+            db.execute(
+                "DELETE FROM sends WHERE sink = ? AND at < ?",
+                (sink, _stamp(at - timedelta(seconds=keep_s))),
+            )
+
+    def recent_sends(self, sink: str, since: datetime) -> list[datetime]:
+        """The send times of `sink` after `since`, oldest first (to rebuild a rate budget)."""
+        rows = self._db.execute(
+            "SELECT at FROM sends WHERE sink = ? AND at > ? ORDER BY at", (sink, _stamp(since))
+        ).fetchall()
+        return [_unstamp(row[0]) for row in rows]
+
+    def _finish_many(
+        self, event_ids: Sequence[str], sink: str, status: str, reason: str, now: datetime
+    ) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+                " done_at = ? WHERE event_id = ? AND sink = ? AND status = 'pending'",
+                ((status, reason, _stamp(now), event_id, sink) for event_id in event_ids),
+            )
 
     def _finish(
         self, event_id: str, sink: str, status: str, reason: str, now: datetime, *, attempted: bool
@@ -310,6 +404,67 @@ class Store:
             raise KeyError(f"no outbox row for event {event_id} and sink {sink!r}")
         return str(row[0]), int(row[1]), str(row[2])
 
+    # -- silences ------------------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        *,
+        job_name: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        queue: str | None = None,
+        comment: str = "",
+    ) -> Silence:
+        """Store a new silence and return it with its id; `SilenceError` when it is invalid."""
+        Silence(id=0, job_name=job_name, queue=queue, starts_at=starts_at, ends_at=ends_at)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO silences (job_name, queue, starts_at, ends_at, comment, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job_name, queue, _stamp(starts_at), _stamp(ends_at), comment, _stamp(starts_at)),
+            )
+            silence_id = int(cursor.lastrowid or 0)
+        return Silence(
+            id=silence_id,
+            job_name=job_name,
+            queue=queue,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            comment=comment,
+        )
+
+    def list_silences(self) -> list[Silence]:
+        """Every stored silence, expired ones included, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, job_name, queue, starts_at, ends_at, comment FROM silences ORDER BY id"
+        ).fetchall()
+        return [_silence_from_row(row) for row in rows]
+
+    def active_silences(self, now: datetime) -> list[Silence]:
+        """The silences in force at `now`, oldest first."""
+        stamp = _stamp(now)
+        rows = self._db.execute(
+            "SELECT id, job_name, queue, starts_at, ends_at, comment FROM silences"
+            " WHERE starts_at <= ? AND ends_at > ? ORDER BY id",
+            (stamp, stamp),
+        ).fetchall()
+        return [_silence_from_row(row) for row in rows]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        """End a silence at `now`; False when it had already ended, KeyError when unknown."""
+        stamp = _stamp(now)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE silences SET ends_at = ?, starts_at = MIN(starts_at, ?)"
+                " WHERE id = ? AND ends_at > ?",
+                (stamp, stamp, silence_id, stamp),
+            )
+            if cursor.rowcount == 1:
+                return True
+            if db.execute("SELECT 1 FROM silences WHERE id = ?", (silence_id,)).fetchone():
+                return False
+        raise KeyError(f"no silence with id {silence_id}")
+
     def prune(self, *, older_than: datetime) -> int:
         """Delete events created before `older_than` with nothing pending; returns how many."""
         with self._transaction() as db:
@@ -320,6 +475,27 @@ class Store:
                 (_stamp(older_than),),
             )
             return cursor.rowcount
+
+
+def _earliest(plan: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
+    """The earliest first-attempt time per sink, in the order sinks first appear."""
+    earliest: dict[str, datetime] = {}
+    for sink, at in plan:
+        if sink not in earliest or at < earliest[sink]:
+            earliest[sink] = at
+    return earliest
+
+
+def _silence_from_row(row: tuple[int, str, str | None, str, str, str]) -> Silence:
+    silence_id, job_name, queue, starts_at, ends_at, comment = row
+    return Silence(
+        id=silence_id,
+        job_name=job_name,
+        queue=queue,
+        starts_at=_unstamp(starts_at),
+        ends_at=_unstamp(ends_at),
+        comment=comment,
+    )
 
 
 def _prepare(connection: sqlite3.Connection, name: str) -> None:

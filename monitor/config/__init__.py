@@ -5,6 +5,7 @@ The package re-exports its public API; the modules split it by concept:
 - `durations`: `30s`/`5m`/`1h30m` text to seconds and back.
 - `fields`: annotated value types (durations, secrets, URLs, names, queues) and their validators.
 - `models`: the pydantic models, from `Settings` (the whole file) down.
+- `metrics`: `MetricsSettings`, the per-job metric series' TTL, cap and job-name filters.
 - `load`: YAML reading, `${ENV}` references, `*_file` secrets, `load_settings`/`parse_settings`.
 - `errors`: `ConfigError` and pydantic errors turned into `key.path: message` lines.
 - `schema`: walking the models' types (used by `errors` and `docs`).
@@ -21,6 +22,7 @@ from monitor.config.durations import format_duration, parse_duration
 from monitor.config.errors import ConfigError
 from monitor.config.fields import ALL_QUEUES, Duration, Loc
 from monitor.config.load import FILE_BACKED, load_settings, parse_settings
+from monitor.config.metrics import MetricsSettings
 from monitor.config.models import (
     AkSkAuthSettings,
     AuthSettings,
@@ -53,6 +55,7 @@ __all__ = [
     "DliSettings",
     "Duration",
     "Loc",
+    "MetricsSettings",
     "NoAuthSettings",
     "PollSettings",
     "RateLimitSettings",

@@ -49,10 +49,11 @@ def _plain_model(model: BaseModel) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, info in type(model).model_fields.items():
         value = getattr(model, name)
+        key = info.alias or name  # `continue` is a Python keyword: the field is `continue_`
         if isinstance(model, WebhookSinkSettings) and name == "url":
-            out[name] = redact_url(model.url.get_secret_value())
+            out[key] = redact_url(model.url.get_secret_value())
         else:
-            out[name] = _plain(value, is_duration(info.annotation, info.metadata))
+            out[key] = _plain(value, is_duration(info.annotation, info.metadata))
     return out
 
 
@@ -136,7 +137,7 @@ def _rows(
     for name, info in model.model_fields.items():
         if name in shared:
             continue
-        path = prefix + name
+        path = prefix + (info.alias or name)
         description = (f"[{only}] " if only else "") + (info.description or "")
         yield [path, _type_name(info.annotation, info.metadata), _default_text(info), description]
         inner = unwrap(info.annotation)

@@ -26,7 +26,15 @@ from monitor.config.fields import Loc
 from monitor.config.models import Settings
 from monitor.redact import scrub
 
-FILE_BACKED = ("access_key", "secret_key", "security_token", "password", "url")
+FILE_BACKED = (
+    "access_key",
+    "secret_key",
+    "security_token",
+    "password",
+    "url",
+    "secret",
+    "bearer_token",
+)
 """Keys that may instead be given as `<key>_file`: a path to a file holding the value."""
 
 

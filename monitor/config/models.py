@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -31,9 +33,12 @@ from monitor.config.fields import (
     Queues,
     Secret,
     SecretFile,
+    SinkName,
     Text,
     problem,
 )
+from monitor.config.metrics import MetricsSettings
+from monitor.config.routing import RouteSettings, sink_name_problems
 from monitor.config.sinks import SinkSettings
 
 
@@ -203,9 +208,37 @@ class Settings(_Model):
     shutdown_timeout: Duration = Field(
         default=20.0, description="How long shutdown waits for the running cycle and deliveries."
     )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="Per-job metric series."
+    )
     sinks: list[SinkSettings] = Field(
         default_factory=list, description="Where notifications go; empty = metrics only."
     )
+    routes: list[RouteSettings] = Field(
+        default_factory=list,
+        description="Which events go to which sinks, first match wins; none = default_sinks.",
+    )
+    default_sinks: list[SinkName] | None = Field(
+        default=None, description="Sinks for events no route matches; default: every sink."
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _known_sink_names(
+        cls, data: object, handler: ModelWrapValidatorHandler[Settings]
+    ) -> Settings:
+        raw = data if isinstance(data, dict) else {}
+        problems = sink_name_problems(raw.get("routes"), raw.get("default_sinks"), raw.get("sinks"))
+        try:
+            result = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            details = [_detail(e) for e in exc.errors()]
+            raise ValidationError.from_exception_data("Settings", details + problems) from None
+        if problems:
+            raise ValidationError.from_exception_data("Settings", problems)
+        return result
 
     @field_validator("sinks", mode="wrap")
     @classmethod

@@ -7,18 +7,23 @@ here and to `SinkSettings`.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from monitor.config.base import ConfigModel
 from monitor.config.fields import (
     HeaderName,
+    HttpUrl,
+    OptionalSecret,
     PositiveDuration,
     Secret,
     SecretFile,
     SecretUrl,
     SinkName,
+    Text,
 )
 
 
@@ -63,4 +68,156 @@ class ConsoleSinkSettings(SinkBase):
     type: Literal["console"] = Field(description="Sink kind.")
 
 
-SinkSettings = Annotated[WebhookSinkSettings | ConsoleSinkSettings, Field(discriminator="type")]
+class ChatSinkBase(SinkBase):
+    """What every chat product sink has: a webhook URL that is a secret, and a timeout."""
+
+    url: SecretUrl = Field(description="The bot's webhook URL; a secret (it holds the token).")
+    url_file: SecretFile = Field(default=None, description="File holding the URL instead.")
+    timeout: PositiveDuration | None = Field(
+        default=None, description="Per-attempt timeout; default delivery.timeout."
+    )
+
+
+class SigningChatSinkBase(ChatSinkBase):
+    """A chat sink whose product can sign each request with a shared secret."""
+
+    secret: OptionalSecret = Field(
+        default=None, description="Signing secret from the bot's security settings (optional)."
+    )
+    secret_file: SecretFile = Field(default=None, description="File holding the secret instead.")
+
+    @model_validator(mode="after")
+    def _secret_file_read(self) -> Self:
+        if self.secret_file is not None and self.secret is None:
+            raise ValueError("secret_file is set but no secret was read from it")
+        return self
+
+
+class FeishuSinkSettings(SigningChatSinkBase):
+    """A Feishu/Lark custom bot: an interactive card, signed when `secret` is set."""
+
+    type: Literal["feishu"] = Field(description="Sink kind.")
+
+
+class DingTalkSinkSettings(SigningChatSinkBase):
+    """A DingTalk custom robot: a markdown message, signed when `secret` is set."""
+
+    type: Literal["dingtalk"] = Field(description="Sink kind.")
+    keywords: list[Text] = Field(
+        default_factory=list,
+        max_length=10,
+        description="The robot's custom keywords; one is added to a message lacking them all.",
+    )
+
+
+class WeComSinkSettings(ChatSinkBase):
+    """A WeCom (企业微信) group robot: a markdown message of at most 4096 bytes."""
+
+    type: Literal["wecom"] = Field(description="Sink kind.")
+
+
+class SlackSinkSettings(ChatSinkBase):
+    """A Slack incoming webhook: Block Kit header, section and footer."""
+
+    type: Literal["slack"] = Field(description="Sink kind.")
+
+
+class TeamsSinkSettings(ChatSinkBase):
+    """A Microsoft Teams Workflows webhook: an Adaptive Card."""
+
+    type: Literal["teams"] = Field(description="Sink kind.")
+
+
+class DiscordSinkSettings(ChatSinkBase):
+    """A Discord webhook: one embed, posted with `?wait=true`."""
+
+    type: Literal["discord"] = Field(description="Sink kind.")
+
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_DERIVED_LABELS = frozenset({"alertname", "queue", "job_name", "job_id", "project_id"})
+
+
+class BasicAuthSettings(ConfigModel):
+    """HTTP basic auth credentials."""
+
+    username: Text = Field(description="User name.")
+    password: Secret = Field(description="Password.")
+    password_file: SecretFile = Field(default=None, description="File holding the password.")
+
+
+class AlertmanagerSinkSettings(SinkBase):
+    """Prometheus Alertmanager (API v2): one active alert per failed job, resolved on success."""
+
+    type: Literal["alertmanager"] = Field(description="Sink kind.")
+    url: HttpUrl = Field(
+        description="Alertmanager base URL, e.g. http://alertmanager:9093 (no credentials)."
+    )
+    basic_auth: BasicAuthSettings | None = Field(
+        default=None, description="Basic auth, when Alertmanager or its proxy requires it."
+    )
+    bearer_token: OptionalSecret = Field(
+        default=None, description="Bearer token sent as `Authorization` (not with basic_auth)."
+    )
+    bearer_token_file: SecretFile = Field(
+        default=None, description="File holding the bearer token instead."
+    )
+    resolve_timeout: PositiveDuration = Field(
+        default=300.0,
+        description="Each post says the alert ends this long after now unless re-posted.",
+    )
+    repost_interval: PositiveDuration = Field(
+        default=60.0, description="How often firing alerts are re-posted (< resolve_timeout)."
+    )
+    max_alert_age: PositiveDuration | None = Field(
+        default=86400.0,
+        description="Stop re-posting a failure alert this long after it fired (none: never).",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Static labels added to every alert (may set `severity`, default critical).",
+    )
+    timeout: PositiveDuration | None = Field(
+        default=None, description="Per-attempt timeout; default delivery.timeout."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str) -> str:
+        if urlsplit(value).username is not None:
+            raise ValueError("must not hold credentials: use basic_auth or bearer_token")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(f"label name {name[:40]!r} is not a valid Prometheus label name")
+            if name in _DERIVED_LABELS:
+                raise ValueError(f"label {name!r} is set by the monitor and cannot be overridden")
+            if not text:
+                raise ValueError(f"label {name!r} must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.basic_auth is not None and self.bearer_token is not None:
+            raise ValueError("give basic_auth or bearer_token, not both")
+        if self.repost_interval >= self.resolve_timeout:
+            raise ValueError("repost_interval must be shorter than resolve_timeout")
+        return self
+
+
+SinkSettings = Annotated[
+    WebhookSinkSettings
+    | ConsoleSinkSettings
+    | FeishuSinkSettings
+    | DingTalkSinkSettings
+    | WeComSinkSettings
+    | SlackSinkSettings
+    | TeamsSinkSettings
+    | DiscordSinkSettings
+    | AlertmanagerSinkSettings,
+    Field(discriminator="type"),
+]

@@ -1,9 +1,10 @@
 """The sink contract: the `Sink` protocol, `SinkError`, and HTTP status classification.
 
-A sink sends one event somewhere and either returns (delivered) or raises `SinkError` saying
-whether trying again later could help. Sinks never retry and never sleep: retry policy lives in
-one place, `monitor.dispatch`. Everything here keeps secrets out of error texts: a reason never
-holds a URL path or query, a token or a password (`safe_text`).
+A sink sends one notification (a single event, or a digest of several) somewhere and either
+returns (delivered) or raises `SinkError` saying whether trying again later could help. Sinks
+never retry and never sleep: retry policy lives in one place, `monitor.dispatch`. Everything
+here keeps secrets out of error texts: a reason never holds a URL path or query, a token or a
+password (`safe_text`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Protocol
 
-from monitor.models import Event, utc_now
+from monitor.models import Notification, utc_now
 from monitor.redact import redact_text, redact_url
 from monitor.retry_after import parse_retry_after
 
@@ -40,15 +41,15 @@ class SinkError(Exception):
 
 
 class Sink(Protocol):
-    """Somewhere events go: one `send` per event, raising `SinkError` when not delivered."""
+    """Somewhere events go: one `send` per notification, raising `SinkError` when not delivered."""
 
     @property
     def name(self) -> str:
         """The configured name, unique among sinks; outbox rows are keyed by it."""
         ...
 
-    async def send(self, event: Event) -> None:
-        """Deliver one event or raise `SinkError`; never retries by itself."""
+    async def send(self, notification: Notification) -> None:
+        """Deliver one notification (all its events) or raise `SinkError`; never retries."""
         ...
 
 

@@ -1,5 +1,8 @@
 """The console sink: one human-readable line per event on stdout (or any text stream).
 
+A digest prints a summary line, then one line per event, capped at `DIGEST_LINES` with a
+"+N more" marker.
+
 Used by `demo`, by dry runs and by people trying the monitor out. It never fails: a closed or
 broken stream is ignored, because a console is not worth retrying.
 """
@@ -10,11 +13,13 @@ import sys
 from typing import TextIO
 
 from monitor.codec import format_time
-from monitor.models import Event, EventKind
+from monitor.models import Event, EventKind, Notification
 from monitor.redact import redact_text
 
 LOG_LINES = 3
 """How many of the job's last log lines a failure shows."""
+DIGEST_LINES = 20
+"""How many events a digest lists before "+N more"."""
 
 
 class ConsoleSink:
@@ -32,14 +37,37 @@ class ConsoleSink:
     def __repr__(self) -> str:
         return f"ConsoleSink(name={self._name!r})"
 
-    async def send(self, event: Event) -> None:
-        """Print the event; never raises."""
+    async def send(self, notification: Notification) -> None:
+        """Print the notification; never raises."""
         stream = self._stream if self._stream is not None else sys.stdout
         try:
-            stream.write(render_line(event) + "\n")
+            stream.write(render(notification) + "\n")
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken console must not hold up the outbox
+
+
+def render(notification: Notification) -> str:
+    """A single event as `render_line`; a digest as a summary plus one line per event."""
+    if not notification.is_digest:
+        return render_line(notification.events[0])
+    events = notification.events
+    failures = sum(1 for event in events if event.is_failure)
+    queues = len({event.queue for event in events})
+    summary = (
+        f"digest: {len(events)} events ({failures} failures) on {queues}"
+        f" queue{'s' if queues != 1 else ''}"
+    )
+    lines = [summary]
+    lines.extend(f"  {_digest_line(event)}" for event in events[:DIGEST_LINES])
+    if len(events) > DIGEST_LINES:
+        lines.append(f"  +{len(events) - DIGEST_LINES} more")
+    return "\n".join(lines)
+
+
+def _digest_line(event: Event) -> str:
+    """The first line of `render_line`: no log tail inside a digest."""
+    return render_line(event).split("\n", 1)[0]
 
 
 def render_line(event: Event) -> str:

@@ -1,8 +1,11 @@
-"""The generic JSON webhook sink: one POST of `codec.webhook_payload` per event.
+"""The generic JSON webhook sink: one POST per notification.
 
-Receivers can de-duplicate on the `event_id` (also sent as the `X-Event-Id` header), which
-stays the same across retries and restarts. The URL is treated as a secret (many webhook URLs
-carry their token in the path or query): it appears in no error text, log line or repr.
+A single event is posted as `codec.webhook_payload` (header `X-Event-Id`); a digest as
+`codec.digest_payload`, `{"kind": "digest", "notification_id", "project_id", "count", "events"}`
+with every event's own payload inside. Both carry `X-Notification-Id`. Receivers can
+de-duplicate on `event_id` / `notification_id`, which stay the same across retries and
+restarts. The URL is treated as a secret (many webhook URLs carry their token in the path or
+query): it appears in no error text, log line or repr.
 Chat products with their own payloads and "errors inside a 200" get their own modules.
 """
 
@@ -14,8 +17,8 @@ from collections.abc import Mapping
 import aiohttp
 
 from monitor import __version__
-from monitor.codec import webhook_payload
-from monitor.models import Event
+from monitor.codec import JsonDict, digest_payload, webhook_payload
+from monitor.models import Notification
 from monitor.redact import redact_url
 from monitor.sinks.base import SinkError, classify_status
 
@@ -25,7 +28,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class WebhookSink:
-    """POSTs each event as JSON to one URL; raises `SinkError`, never retries by itself."""
+    """POSTs each notification as JSON to one URL; raises `SinkError`, never retries itself."""
 
     def __init__(
         self,
@@ -53,14 +56,20 @@ class WebhookSink:
     def __repr__(self) -> str:
         return f"WebhookSink(name={self._name!r}, url={redact_url(self._url)!r})"
 
-    async def send(self, event: Event) -> None:
-        """POST the event; 2xx returns, anything else raises `SinkError`."""
-        body = json.dumps(webhook_payload(event, self._project_id), ensure_ascii=False)
+    def render(self, notification: Notification) -> JsonDict:
+        """The JSON body for a notification: one event's payload, or a digest of several."""
+        return render(notification, self._project_id)
+
+    async def send(self, notification: Notification) -> None:
+        """POST the notification; 2xx returns, anything else raises `SinkError`."""
+        body = json.dumps(self.render(notification), ensure_ascii=False)
         headers = {
             **self._headers,
             "Content-Type": "application/json",
-            "X-Event-Id": event.event_id,
+            "X-Notification-Id": notification.notification_id,
         }
+        if not notification.is_digest:
+            headers["X-Event-Id"] = notification.events[0].event_id
         error: SinkError | None
         try:
             async with self._session.post(
@@ -85,3 +94,10 @@ class WebhookSink:
         # text can hold the full URL) must not ride along as `__context__`.
         if error is not None:
             raise error
+
+
+def render(notification: Notification, project_id: str) -> JsonDict:
+    """`webhook_payload` for a single event, `digest_payload` for a digest."""
+    if notification.is_digest:
+        return digest_payload(notification.events, notification.notification_id, project_id)
+    return webhook_payload(notification.events[0], project_id)

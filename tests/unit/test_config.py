@@ -45,6 +45,8 @@ ENV = {
     "HUAWEICLOUD_SDK_SECURITY_TOKEN": CANARY_TOKEN,
     "OPS_WEBHOOK_URL": WEBHOOK_URL,
     "OPS_WEBHOOK_TOKEN": CANARY_HEADER,
+    "DINGTALK_WEBHOOK_URL": "https://oapi.dingtalk.com/robot/send?access_token=CANARY-DT-TOKEN",
+    "AM_PASSWORD": "CANARY-AM-PASSWORD",
 }
 
 FULL: dict[str, Any] = {
@@ -196,7 +198,7 @@ def test_the_example_config_in_deploy_loads_with_its_environment_variables_set()
 
     assert isinstance(settings.dli.auth, AkSkAuthSettings)
     assert settings.dli.auth.secret_key.get_secret_value() == CANARY_SK
-    assert [sink.name for sink in settings.sinks] == ["ops", "stdout"]
+    assert [sink.name for sink in settings.sinks] == ["ops", "stdout", "oncall-cn", "am"]
 
 
 def test_the_example_config_names_every_environment_variable_it_needs() -> None:
@@ -209,6 +211,8 @@ def test_the_example_config_names_every_environment_variable_it_needs() -> None:
             "dli.auth.secret_key: environment variable HUAWEICLOUD_SDK_SK is not set",
             "sinks[0].url: environment variable OPS_WEBHOOK_URL is not set",
             "sinks[0].headers.Authorization: environment variable OPS_WEBHOOK_TOKEN is not set",
+            "sinks[2].url: environment variable DINGTALK_WEBHOOK_URL is not set",
+            "sinks[3].basic_auth.password: environment variable AM_PASSWORD is not set",
         ]
     )
 
@@ -387,8 +391,9 @@ def test_a_bad_config_reports_every_problem_at_once_with_exact_key_paths() -> No
             "delivery.backoff: list should have at least 1 item after validation, not 0",
         ),
         (
-            {"sinks": [{"name": "x", "type": "slack"}]},
-            "sinks[0].type: must be one of 'webhook', 'console'",
+            {"sinks": [{"name": "x", "type": "pigeon"}]},
+            "sinks[0].type: must be one of 'webhook', 'console', 'feishu', 'dingtalk', 'wecom',"
+            " 'slack', 'teams', 'discord', 'alertmanager'",
         ),
         ({"sinks": [{"name": "x"}]}, "sinks[0].type: field required"),
         (
@@ -645,6 +650,7 @@ def test_the_reference_table_lists_every_key_with_type_default_and_description()
         assert key in rows, key
     assert "| duration | `24h` |" in rows["`delivery.max_age`"]
     assert "required" in rows["`dli.endpoint`"]
-    assert "[webhook]" in rows["`sinks[].url`"]
+    url_rows = [line for line in table.splitlines() if line.startswith("| `sinks[].url`")]
+    assert any("[webhook]" in line for line in url_rows)
     assert '"webhook" \\| "console"' in rows["`sinks[].type`"]
     assert table.count("`sinks[].name`") == 1

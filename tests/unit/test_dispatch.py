@@ -11,7 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from monitor.dispatch import DeliveryPolicy, Dispatcher
-from monitor.models import Event, EventKind, Job, JobState, event_id_for
+from monitor.models import Event, EventKind, Job, JobState, Notification, event_id_for
+from monitor.ratelimit import RateBudget, Window
 from monitor.sinks import Sink, WebhookSink
 from monitor.store import Store
 from tests.fakes.receiver import Receiver, Reply
@@ -91,9 +92,10 @@ def dispatcher(
     clock: ManualClock,
     policy: DeliveryPolicy = POLICY,
     observed: list[tuple[str, str]] | None = None,
+    budgets: dict[str, RateBudget] | None = None,
 ) -> Dispatcher:
     observer = None if observed is None else (lambda s, o: observed.append((s, o)))
-    return Dispatcher(store, sinks, policy=policy, clock=clock, observer=observer)
+    return Dispatcher(store, sinks, policy=policy, clock=clock, observer=observer, budgets=budgets)
 
 
 async def test_a_due_event_is_delivered_once(
@@ -317,7 +319,7 @@ class ExplodingSink:
 
     name = "buggy"
 
-    async def send(self, event: Event) -> None:
+    async def send(self, notification: Notification) -> None:
         raise RuntimeError("token=CANARY-BUG leaked https://hooks.example/CANARY-TOKEN")
 
 
@@ -403,3 +405,207 @@ async def test_a_cancelled_drain_leaves_the_row_pending_for_a_resend(
 def test_a_policy_with_a_negative_backoff_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         DeliveryPolicy(backoff=(5, -1))
+
+
+# -- rate budgets and digests ---------------------------------------------------------------------
+
+
+def per_minute(limit: int, clock: ManualClock) -> dict[str, RateBudget]:
+    return {"hook": RateBudget([Window(limit, 60.0)], clock=clock)}
+
+
+def listed(receiver: Receiver) -> list[str]:
+    """Every event id the receiver was told about, singles and digests alike, in order."""
+    ids: list[str] = []
+    for payload in receiver.payloads():
+        if payload.get("kind") == "digest":
+            ids.extend(e["event_id"] for e in payload["events"])
+        else:
+            ids.append(payload["event_id"])
+    return ids
+
+
+async def test_rows_within_the_budget_go_one_message_each(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    events = [make_event(n) for n in range(3)]
+    enqueue(store, clock, events, ("hook",))
+    sinks: dict[str, Sink] = {"hook": webhook("hook", hook, session)}
+    report = await dispatcher(store, sinks, clock, budgets=per_minute(3, clock)).drain()
+    assert (report.delivered, report.digests) == (3, 0)
+    assert hook.event_ids() == [e.event_id for e in events]
+
+
+async def test_more_rows_than_the_budget_allows_go_as_one_digest_of_all_of_them(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    events = [make_event(n) for n in range(7)]
+    enqueue(store, clock, events, ("hook",))
+    observed: list[tuple[str, str]] = []
+    d = dispatcher(
+        store,
+        {"hook": webhook("hook", hook, session)},
+        clock,
+        observed=observed,
+        budgets=per_minute(3, clock),
+    )
+    report = await d.drain()
+    assert (report.delivered, report.digests, report.deferred) == (7, 1, 0)
+    (got,) = hook.received
+    digest = Notification("hook", tuple(events))
+    assert got.json["kind"] == "digest" and got.json["count"] == 7
+    assert got.headers["X-Notification-Id"] == digest.notification_id
+    assert listed(hook) == [e.event_id for e in events]  # in event order
+    assert all(store.outcome(e.event_id, "hook") == ("delivered", 1, "") for e in events)
+    assert observed == [("hook", "delivered")] * 7
+
+
+async def test_a_spent_budget_defers_the_rows_to_the_next_free_slot(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    sinks: dict[str, Sink] = {"hook": webhook("hook", hook, session)}
+    d = dispatcher(store, sinks, clock, budgets=per_minute(2, clock))
+    enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
+    await d.drain()
+    clock.advance(10)
+    enqueue(store, clock, [make_event(2)], ("hook",))
+    report = await d.drain()
+    assert (report.delivered, report.deferred) == (0, 1)
+    assert store.next_due_at() == T0 + timedelta(seconds=60)  # persisted on the row
+    assert store.outcome(make_event(2).event_id, "hook") == ("pending", 0, "")
+    clock.advance(49)
+    assert (await d.drain()).delivered == 0
+    clock.advance(1)
+    assert (await d.drain()).delivered == 1
+    assert listed(hook) == [make_event(n).event_id for n in range(3)]
+
+
+async def test_a_new_dispatcher_over_the_same_store_does_not_send_early(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    sinks: dict[str, Sink] = {"hook": webhook("hook", hook, session)}
+    enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
+    await dispatcher(store, sinks, clock, budgets=per_minute(2, clock)).drain()
+    clock.advance(30)
+    enqueue(store, clock, [make_event(2)], ("hook",))  # a new event, due now, after a restart
+    restarted = dispatcher(store, sinks, clock, budgets=per_minute(2, clock))
+    assert (await restarted.drain()).delivered == 0
+    assert len(hook.received) == 2
+    clock.advance(30)
+    assert (await restarted.drain()).delivered == 1
+
+
+async def test_a_digest_that_fails_retryably_reschedules_every_row(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    events = [make_event(n) for n in range(4)]
+    enqueue(store, clock, events, ("hook",))
+    hook.script([503])
+    d = dispatcher(
+        store, {"hook": webhook("hook", hook, session)}, clock, budgets=per_minute(2, clock)
+    )
+    report = await d.drain()
+    assert (report.delivered, report.retrying, report.digests) == (0, 4, 1)
+    assert all(store.outcome(e.event_id, "hook") == ("pending", 1, "HTTP 503") for e in events)
+    assert store.next_due_at() == T0 + timedelta(seconds=5)
+    clock.advance(5)
+    report = await d.drain()  # 1 slot left, 4 rows due: the same rows as one digest again
+    assert (report.delivered, report.digests) == (4, 1)
+    assert listed(hook) == [e.event_id for e in events] * 2
+
+
+async def test_a_digest_that_fails_permanently_fails_every_row_with_the_reason(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    events = [make_event(n) for n in range(3)]
+    enqueue(store, clock, events, ("hook",))
+    hook.script([Reply(413, body="payload too large")])
+    d = dispatcher(
+        store, {"hook": webhook("hook", hook, session)}, clock, budgets=per_minute(1, clock)
+    )
+    report = await d.drain()
+    assert (report.failed, report.retrying) == (3, 0)
+    for event in events:
+        assert store.outcome(event.event_id, "hook") == (
+            "failed",
+            1,
+            "HTTP 413: payload too large",
+        )
+
+
+async def test_a_vendor_retry_after_pauses_the_budget_and_holds_every_row_of_the_sink(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
+    hook.script([Reply(429, headers={"Retry-After": "600"})])
+    d = dispatcher(
+        store, {"hook": webhook("hook", hook, session)}, clock, budgets=per_minute(10, clock)
+    )
+    await d.drain()
+    assert store.next_due_at() == T0 + timedelta(seconds=600)
+    clock.advance(60)
+    enqueue(store, clock, [make_event(2)], ("hook",))  # new rows wait out the pause too
+    report = await d.drain()
+    assert (report.delivered, report.deferred) == (0, 1)
+    assert len(hook.received) == 1
+    clock.advance(540)
+    assert (await d.drain()).delivered == 3
+
+
+async def test_a_sink_out_of_budget_does_not_hold_up_another(
+    store: Store,
+    clock: ManualClock,
+    hook: Receiver,
+    chat: Receiver,
+    session: aiohttp.ClientSession,
+) -> None:
+    events = [make_event(n) for n in range(3)]
+    enqueue(store, clock, events, ("chat", "hook"))
+    budgets = {"hook": RateBudget([Window(1, 60.0)], clock=clock)}
+    budgets["hook"].record()
+    sinks: dict[str, Sink] = {
+        "hook": webhook("hook", hook, session),
+        "chat": webhook("chat", chat, session),
+    }
+    report = await dispatcher(store, sinks, clock, budgets=budgets).drain()
+    assert (report.delivered, report.deferred) == (3, 3)
+    assert hook.received == []
+    assert chat.event_ids() == [e.event_id for e in events]
+
+
+async def test_a_backlog_larger_than_the_digest_limit_goes_in_several_digests(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    events = [make_event(n) for n in range(7)]
+    enqueue(store, clock, events, ("hook",))
+    policy = DeliveryPolicy(backoff=(5,), batch_size=2, digest_limit=3)
+    d = dispatcher(
+        store, {"hook": webhook("hook", hook, session)}, clock, policy, budgets=per_minute(2, clock)
+    )
+    report = await d.drain()
+    assert (report.delivered, report.digests, report.deferred) == (6, 2, 1)
+    clock.advance(60)
+    assert (await d.drain()).delivered == 1
+    assert listed(hook) == [e.event_id for e in events]
+
+
+async def test_a_backlog_held_back_by_a_budget_does_not_starve_the_sinks_behind_it(
+    store: Store,
+    clock: ManualClock,
+    hook: Receiver,
+    chat: Receiver,
+    session: aiohttp.ClientSession,
+) -> None:
+    enqueue(store, clock, [make_event(n) for n in range(6)], ("hook",))
+    later = [make_event(n) for n in range(6, 8)]
+    enqueue(store, clock, later, ("chat",))
+    budgets = per_minute(1, clock)
+    budgets["hook"].record()
+    sinks: dict[str, Sink] = {
+        "hook": webhook("hook", hook, session),
+        "chat": webhook("chat", chat, session),
+    }
+    policy = DeliveryPolicy(backoff=(5,), batch_size=2)
+    report = await dispatcher(store, sinks, clock, policy, budgets=budgets).drain()
+    assert (report.delivered, report.deferred) == (2, 6)
+    assert chat.event_ids() == [e.event_id for e in later]

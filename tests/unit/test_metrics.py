@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.metrics import Metrics
+from monitor.config import ConfigError, MetricsSettings, parse_settings
+from monitor.metrics import MAX_ERROR_CODES, Metrics
 from monitor.models import DLI_STATES, Job, JobState
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def job(job_id: str, state: JobState, queue: str = "etl") -> Job:
@@ -235,25 +250,200 @@ def test_a_job_without_a_queue_is_counted_under_its_target(metrics: Metrics) -> 
     assert jobs_gauge(metrics, "", "running") is None
 
 
-def test_the_exposition_never_carries_job_ids(metrics: Metrics) -> None:
+def test_the_exposition_carries_no_job_ids_when_per_job_series_are_off() -> None:
+    metrics = Metrics(version="1", settings=MetricsSettings(max_job_series=0), clock=lambda: T0)
     job_id = "0a32f1c2-5d6e-4f70-8a9b-0c1d2e3f4a5b"
     metrics.set_snapshot("etl", [job(job_id, JobState.RUNNING)])
     text = generate_latest(metrics.registry).decode()
     assert "dli_batch_jobs{" in text
     assert job_id not in text
+    omitted = {"reason": "limit"}
+    assert metrics.registry.get_sample_value("dli_monitor_job_series_omitted", omitted) == 1
+
+
+def test_api_errors_keep_dli_and_gateway_codes_and_fold_the_rest_into_other(
+    metrics: Metrics,
+) -> None:
+    for code in ("DLI.0002", "APIG.0308", "DLI.0002", "timeout", "", "dli.0002", "E" * 40):
+        metrics.observe_api_error("list_batches", code)
+    metrics.observe_api_error("list_batches", "Bad token sk=abc https://h/x?token=t")
+    series = series_of(metrics, "dli_monitor_api_errors_total")
+    codes = {dict(labels)["error_code"] for labels in series}
+    assert codes == {"DLI.0002", "APIG.0308", "timeout", "other"}
+    value = metrics.registry.get_sample_value
+    name = "dli_monitor_api_errors_total"
+    assert value(name, {"operation": "list_batches", "error_code": "DLI.0002"}) == 2
+    assert value(name, {"operation": "list_batches", "error_code": "other"}) == 4
+
+
+def test_api_error_codes_beyond_the_distinct_limit_are_counted_as_other(metrics: Metrics) -> None:
+    for number in range(MAX_ERROR_CODES + 5):
+        metrics.observe_api_error("list_batches", f"DLI.{number:04d}")
+    metrics.observe_api_error("list_batches", "DLI.0000")
+    codes = {dict(s)["error_code"] for s in series_of(metrics, "dli_monitor_api_errors_total")}
+    assert len(codes) == MAX_ERROR_CODES + 1
+    name = "dli_monitor_api_errors_total"
+    value = metrics.registry.get_sample_value
+    assert value(name, {"operation": "list_batches", "error_code": "other"}) == 5
+    assert value(name, {"operation": "list_batches", "error_code": "DLI.0000"}) == 2
+
+
+def test_pages_fetched_add_up_per_queue_from_zero(metrics: Metrics) -> None:
+    metrics.declare(queues=["etl"], sinks=[])
+    name = "dli_monitor_pages_fetched_total"
+    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 0
+    metrics.observe_pages("etl", 3)
+    metrics.observe_pages("etl", 0)
+    metrics.observe_pages("etl", 2)
+    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 5
+
+
+def test_snapshot_age_is_computed_at_scrape_time_from_the_last_successful_poll() -> None:
+    clock = Clock()
+    metrics = Metrics(version="1", clock=clock)
+    name = "dli_monitor_snapshot_age_seconds"
+    metrics.declare(queues=["etl"], sinks=[])
+    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) is None
+    metrics.observe_poll("etl", 0.1, ok=True, now=T0)
+    clock.advance(45)
+    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 45
+    metrics.observe_poll("etl", 0.1, ok=False, reason="timeout", now=clock.now)
+    clock.advance(15)
+    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 60
+    metrics.observe_poll("etl", 0.1, ok=True)
+    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 0
+
+
+def test_outbox_depth_and_oldest_age_per_sink_with_emptied_sinks_back_to_zero() -> None:
+    clock = Clock()
+    metrics = Metrics(version="1", clock=clock)
+    metrics.declare(queues=[], sinks=["hook", "chat"])
+    age = "dli_monitor_outbox_oldest_age_seconds"
+    value = metrics.registry.get_sample_value
+    assert value(age, {"sink": "chat"}) == 0
+    metrics.set_outbox({"hook": (4, T0 - timedelta(seconds=90)), "chat": (1, T0)})
+    clock.advance(10)
+    assert value("dli_monitor_outbox_pending", {"sink": "hook"}) == 4
+    assert value(age, {"sink": "hook"}) == 100
+    assert value(age, {"sink": "chat"}) == 10
+    metrics.set_outbox({"hook": (0, None)})
+    assert value("dli_monitor_outbox_pending", {"sink": "chat"}) == 0
+    assert value(age, {"sink": "hook"}) == 0
+    assert value(age, {"sink": "chat"}) == 0
+
+
+def test_throttled_is_a_pre_initialised_notification_outcome(metrics: Metrics) -> None:
+    metrics.declare(queues=[], sinks=["hook"])
+    name = "dli_monitor_notifications_total"
+    labels = {"sink": "hook", "outcome": "throttled"}
+    assert metrics.registry.get_sample_value(name, labels) == 0
+    metrics.observe_notification("hook", "throttled")
+    assert metrics.registry.get_sample_value(name, labels) == 1
+
+
+def test_config_load_success_starts_at_one_and_follows_each_load(metrics: Metrics) -> None:
+    name = "dli_monitor_config_load_success"
+    assert metrics.registry.get_sample_value(name) == 1
+    metrics.set_config_loaded(False)
+    assert metrics.registry.get_sample_value(name) == 0
+    metrics.set_config_loaded(True)
+    assert metrics.registry.get_sample_value(name) == 1
+
+
+def test_finished_jobs_feed_the_run_duration_histogram_by_listed_name_or_other() -> None:
+    settings = MetricsSettings(histogram_job_names=["nightly_.*"])
+    metrics = Metrics(version="1", settings=settings, clock=lambda: T0)
+    created = T0 - timedelta(seconds=400)
+    metrics.observe_finished(
+        Job(id="a", state=JobState.DEAD, queue="etl", name="nightly_x", duration_ms=90_000)
+    )
+    metrics.observe_finished(
+        Job(
+            id="b",
+            state=JobState.SUCCESS,
+            queue="etl",
+            name="adhoc",
+            create_time=created,
+            state_since=T0 - timedelta(seconds=100),
+        )
+    )
+    metrics.observe_finished(Job(id="c", state=JobState.RUNNING, queue="etl", duration_ms=5))
+    metrics.observe_finished(
+        Job(id="d", state=JobState.DEAD, queue="", name="nightly_y", duration_ms=1000),
+        target="adhoc",
+    )
+    value = metrics.registry.get_sample_value
+    name = "dli_batch_job_run_duration_seconds"
+    named = {"queue": "etl", "job_name": "nightly_x"}
+    other = {"queue": "etl", "job_name": "other"}
+    assert value(f"{name}_count", named) == 1
+    assert value(f"{name}_sum", named) == 90
+    assert value(f"{name}_bucket", {**named, "le": "60.0"}) == 0
+    assert value(f"{name}_bucket", {**named, "le": "300.0"}) == 1
+    assert value(f"{name}_count", other) == 1
+    assert value(f"{name}_sum", other) == 300
+    assert value(f"{name}_count", {"queue": "adhoc", "job_name": "nightly_y"}) == 1
+
+
+def test_a_finished_job_with_no_known_run_time_is_not_observed(metrics: Metrics) -> None:
+    metrics.observe_finished(Job(id="a", state=JobState.DEAD, queue="etl"))
+    assert series_of(metrics, "dli_batch_job_run_duration_seconds_count") == set()
+
+
+def test_a_bad_regex_in_the_metrics_settings_is_reported_with_its_key_path() -> None:
+    data = {
+        "dli": {"endpoint": "http://127.0.0.1:1", "project_id": "abc", "auth": {"type": "none"}},
+        "queues": ["etl"],
+        "metrics": {"job_name_deny": ["ok_.*", "bad(["], "job_series_ttl": "30m"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, {})
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("metrics.job_name_deny[1]: not a valid regular")
+    del data["metrics"]["job_name_deny"]  # type: ignore[attr-defined]
+    settings = parse_settings(data, {})
+    assert settings.metrics.job_series_ttl == 1800
+    assert settings.metrics.max_job_series == 2000
 
 
 def _populated() -> Metrics:
-    metrics = Metrics(version="1.2.3")
+    clock = Clock()
+    metrics = Metrics(
+        version="1.2.3",
+        settings=MetricsSettings(max_job_series=2, histogram_job_names=["nightly_.*"]),
+        clock=clock,
+    )
     metrics.declare(queues=["etl", "adhoc"], sinks=["hook"])
     metrics.observe_api_request("list_batches", "200")
+    metrics.observe_api_error("list_batches", "DLI.0002")
+    metrics.observe_pages("etl", 2)
     metrics.observe_poll("etl", 0.4, ok=True, now=T0)
     metrics.observe_poll("adhoc", 9.0, ok=False, reason="server_error")
     metrics.record_transition("etl", "running", "dead")
     metrics.observe_notification("hook", "delivered")
-    metrics.set_outbox_pending({"hook": 2})
+    metrics.observe_notification("hook", "throttled")
+    metrics.set_outbox({"hook": (2, T0)})
+    metrics.set_config_loaded(True)
     metrics.observe_malformed("etl", 2)
-    metrics.set_snapshot("etl", [job("a", JobState.RUNNING), job("b", JobState.UNKNOWN)])
+    dead = Job(
+        id="c",
+        state=JobState.DEAD,
+        queue="etl",
+        name="nightly_a",
+        owner="bob",
+        create_time=T0 - timedelta(seconds=60),
+        state_since=T0,
+    )
+    metrics.observe_finished(dead)
+    metrics.set_snapshot(
+        "etl",
+        [
+            dataclasses.replace(job("a", JobState.RUNNING), create_time=T0),
+            job("b", JobState.UNKNOWN),
+            dead,
+        ],
+    )
+    clock.advance(5)
     return metrics
 
 
@@ -264,7 +454,17 @@ def test_promtool_accepts_the_exposition() -> None:
             pytest.fail("promtool is required (REQUIRE_TOOLS=1) but not installed")
         pytest.skip("promtool not installed")
     text = generate_latest(_populated().registry)
-    assert b"dli_monitor_poll_errors_total{" in text
+    for name in (
+        b"dli_monitor_poll_errors_total{",
+        b"dli_batch_job_state{",
+        b"dli_batch_job_info{",
+        b"dli_batch_job_duration_seconds{",
+        b"dli_batch_job_run_duration_seconds_bucket{",
+        b"dli_monitor_snapshot_age_seconds{",
+        b"dli_monitor_outbox_oldest_age_seconds{",
+        b'dli_monitor_job_series_omitted{reason="limit"} 1.0',
+    ):
+        assert name in text
     done = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, timeout=10, check=False
     )

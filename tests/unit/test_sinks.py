@@ -14,7 +14,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from monitor import __version__
 from monitor.codec import webhook_payload
-from monitor.models import Event, EventKind, Job, JobState, event_id_for
+from monitor.models import Event, EventKind, Job, JobState, Notification, event_id_for
 from monitor.sinks import ConsoleSink, SinkError, WebhookSink, classify_status, parse_retry_after
 from monitor.sinks.base import safe_text
 from tests.fakes.receiver import Receiver, Reply
@@ -49,6 +49,10 @@ def make_event(
         to_state=to_state,
         observed_at=T0,
     )
+
+
+def note(*events: Event) -> Notification:
+    return Notification("sink", events)
 
 
 @pytest.fixture
@@ -133,7 +137,7 @@ async def test_the_webhook_posts_the_documented_payload_with_its_headers(
     sink = WebhookSink(
         "hook", receiver.url, session=session, project_id="proj", headers={"X-Api-Key": "k1"}
     )
-    await sink.send(event)
+    await sink.send(note(event))
     (got,) = receiver.received
     assert got.json == webhook_payload(event, "proj")
     assert got.headers["Content-Type"] == "application/json"
@@ -163,7 +167,7 @@ async def test_the_webhook_turns_error_answers_into_sink_errors(
     receiver.script([reply])
     sink = WebhookSink("hook", receiver.url, session=session, project_id="p")
     with pytest.raises(SinkError) as caught:
-        await sink.send(make_event())
+        await sink.send(note(make_event()))
     assert caught.value.retryable is retryable
     assert caught.value.retry_after == retry_after
     assert caught.value.reason.startswith(f"HTTP {reply.status}")
@@ -176,7 +180,7 @@ async def test_a_webhook_that_does_not_answer_in_time_is_a_retryable_error(
     url = receiver.url + "/CANARY-TOKEN?token=CANARY-Q"
     sink = WebhookSink("hook", url, session=session, project_id="p", timeout_s=0.05)
     with pytest.raises(SinkError) as caught:
-        await sink.send(make_event())
+        await sink.send(note(make_event()))
     assert caught.value.retryable
     assert "within 0.05s" in caught.value.reason
     assert "CANARY" not in str(caught.value) + repr(caught.value)
@@ -193,7 +197,7 @@ async def test_a_refused_connection_is_retryable_and_names_no_url_path(
         "hook", f"http://127.0.0.1:{port}/CANARY-TOKEN", session=session, project_id="p"
     )
     with pytest.raises(SinkError) as caught:
-        await sink.send(make_event())
+        await sink.send(note(make_event()))
     assert caught.value.retryable
     assert "127.0.0.1" in caught.value.reason
     assert "CANARY" not in str(caught.value)
@@ -217,11 +221,38 @@ async def test_the_canary_webhook_url_never_appears_in_an_error_or_repr() -> Non
     async with aiohttp.ClientSession(connector=connector) as session:
         sink = WebhookSink("hook", CANARY_URL, session=session, project_id="p")
         with pytest.raises(SinkError) as caught:
-            await sink.send(make_event())
+            await sink.send(note(make_event()))
     assert caught.value.retryable
     for text in (str(caught.value), repr(caught.value), repr(sink)):
         assert "CANARY-TOKEN" not in text
     assert "hooks.example" in repr(sink)
+
+
+async def test_a_webhook_digest_wraps_every_event_payload_under_one_notification_id(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    first = make_event()
+    second = make_event(id="1b43", name="hourly")
+    digest = note(first, second)
+    await WebhookSink("hook", receiver.url, session=session, project_id="proj").send(digest)
+    (got,) = receiver.received
+    assert got.json == {
+        "kind": "digest",
+        "notification_id": digest.notification_id,
+        "project_id": "proj",
+        "count": 2,
+        "events": [webhook_payload(first, "proj"), webhook_payload(second, "proj")],
+    }
+    assert got.headers["X-Notification-Id"] == digest.notification_id
+    assert "X-Event-Id" not in got.headers
+
+
+async def test_a_single_event_carries_its_event_id_as_notification_id(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event()
+    await WebhookSink("hook", receiver.url, session=session, project_id="p").send(note(event))
+    assert receiver.received[0].headers["X-Notification-Id"] == event.event_id
 
 
 # -- console --------------------------------------------------------------------------------------
@@ -229,7 +260,7 @@ async def test_the_canary_webhook_url_never_appears_in_an_error_or_repr() -> Non
 
 async def test_the_console_prints_one_line_and_the_last_log_lines_of_a_failure() -> None:
     stream = io.StringIO()
-    await ConsoleSink("console", stream).send(make_event())
+    await ConsoleSink("console", stream).send(note(make_event()))
     assert stream.getvalue().splitlines() == [
         "2026-11-29T10:00:00Z  etl  nightly_etl (0a32…)  running → dead  ran 12m3s  owner=bob",
         "    l2",
@@ -241,7 +272,7 @@ async def test_the_console_prints_one_line_and_the_last_log_lines_of_a_failure()
 async def test_the_console_prints_no_log_lines_for_a_success() -> None:
     stream = io.StringIO()
     event = make_event(to_state=JobState.SUCCESS, owner="", duration_ms=45_000)
-    await ConsoleSink("console", stream).send(event)
+    await ConsoleSink("console", stream).send(note(event))
     assert stream.getvalue() == (
         "2026-11-29T10:00:00Z  etl  nightly_etl (0a32…)  running → success  ran 45s\n"
     )
@@ -250,22 +281,35 @@ async def test_the_console_prints_no_log_lines_for_a_success() -> None:
 async def test_the_console_names_appeared_and_vanished_jobs() -> None:
     stream = io.StringIO()
     sink = ConsoleSink("console", stream)
-    await sink.send(make_event(EventKind.APPEARED, None, JobState.STARTING, duration_ms=None))
-    await sink.send(make_event(EventKind.VANISHED, JobState.RUNNING, None, log_tail=()))
+    await sink.send(note(make_event(EventKind.APPEARED, None, JobState.STARTING, duration_ms=None)))
+    await sink.send(note(make_event(EventKind.VANISHED, JobState.RUNNING, None, log_tail=())))
     first, second = stream.getvalue().splitlines()
     assert "new → starting" in first and "ran " not in first
     assert "running → gone" in second
 
 
 async def test_the_console_writes_to_stdout_by_default(capsys: pytest.CaptureFixture[str]) -> None:
-    await ConsoleSink("console").send(make_event(to_state=JobState.SUCCESS))
+    await ConsoleSink("console").send(note(make_event(to_state=JobState.SUCCESS)))
     assert "running → success" in capsys.readouterr().out
 
 
 async def test_the_console_never_fails_on_a_closed_stream() -> None:
     stream = io.StringIO()
     stream.close()
-    await ConsoleSink("console", stream).send(make_event())
+    await ConsoleSink("console", stream).send(note(make_event()))
+
+
+async def test_a_console_digest_prints_a_summary_and_caps_the_event_lines() -> None:
+    stream = io.StringIO()
+    events = [make_event(id=f"job-{i:03}", name=f"job{i}") for i in range(25)]
+    events.append(make_event(to_state=JobState.SUCCESS, id="ok-1", queue="adhoc"))
+    await ConsoleSink("console", stream).send(note(*events))
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "digest: 26 events (25 failures) on 2 queues"
+    assert len(lines) == 1 + 20 + 1
+    assert "job0 (job-…)  running → dead" in lines[1]
+    assert lines[-1] == "  +6 more"
+    assert not any("password" in line for line in lines)
 
 
 def test_retry_after_http_dates_are_relative_to_now() -> None:

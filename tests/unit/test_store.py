@@ -263,3 +263,65 @@ def test_a_file_that_is_not_a_database_is_refused_with_a_clear_error(tmp_path: P
     path.write_bytes(b"this is not sqlite, it is a text file that is long enough" * 20)
     with pytest.raises(StoreError, match="not a usable SQLite database"):
         Store.open(path)
+
+
+# -- digests and rate budgets ---------------------------------------------------------------------
+
+
+def test_due_can_be_limited_to_one_sink(store: Store) -> None:
+    commit(store, [event("a"), event("b")], sinks=("chat", "hook"))
+    rows = store.due(T0, sink="hook")
+    assert [(r.event.job.id, r.sink) for r in rows] == [("a", "hook"), ("b", "hook")]
+
+
+def test_a_digest_marks_all_its_rows_in_one_go(store: Store) -> None:
+    events = [event("a"), event("b"), event("c")]
+    commit(store, events)
+    store.mark_delivered_many([events[0].event_id, events[1].event_id], "hook", T0)
+    store.mark_failed_many([events[2].event_id], "hook", reason="HTTP 413", now=T0)
+    assert store.outcome(events[0].event_id, "hook") == ("delivered", 1, "")
+    assert store.outcome(events[1].event_id, "hook") == ("delivered", 1, "")
+    assert store.outcome(events[2].event_id, "hook") == ("failed", 1, "HTTP 413")
+    assert store.pending_by_sink() == {}
+
+
+def test_a_digest_retry_reschedules_each_row_to_its_own_time(store: Store) -> None:
+    a, b = event("a"), event("b")
+    commit(store, [a, b])
+    later = T0 + timedelta(seconds=30)
+    store.mark_retry_many(
+        [(a.event_id, T0 + timedelta(seconds=5)), (b.event_id, later)], "hook", reason="HTTP 503"
+    )
+    assert [r.event.job.id for r in store.due(T0 + timedelta(seconds=5))] == ["a"]
+    assert store.outcome(b.event_id, "hook") == ("pending", 1, "HTTP 503")
+
+
+def test_defer_holds_a_sinks_pending_rows_without_counting_an_attempt(store: Store) -> None:
+    commit(store, [event("a"), event("b")], sinks=("chat", "hook"))
+    slot = T0 + timedelta(seconds=61)
+    assert store.defer("hook", slot) == 2
+    assert [r.sink for r in store.due(T0)] == ["chat", "chat"]
+    assert store.outcome(event("a").event_id, "hook") == ("pending", 0, "")
+    assert store.defer("hook", T0 + timedelta(seconds=10)) == 0  # never brings a row forward
+    assert {r.sink for r in store.due(slot)} == {"chat", "hook"}
+
+
+def test_send_times_survive_reopening_and_old_ones_are_forgotten(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first = Store.open(path)
+    first.record_send("ding", T0)
+    first.record_send("ding", T0 + timedelta(seconds=30))
+    first.record_send("slack", T0 + timedelta(seconds=30))
+    first.record_send("ding", T0 + timedelta(seconds=90), keep_s=60)
+    first.close()
+    second = Store.open(path)
+    try:
+        assert second.recent_sends("ding", T0 - timedelta(seconds=1)) == [
+            T0 + timedelta(seconds=30),
+            T0 + timedelta(seconds=90),
+        ]
+        assert second.recent_sends("ding", T0 + timedelta(seconds=30)) == [
+            T0 + timedelta(seconds=90)
+        ]
+    finally:
+        second.close()

@@ -1,0 +1,243 @@
+"""Routing: which sinks get an event, and from when (quiet hours delay, they never drop).
+
+Pure: no I/O and no clock reads; `now` is passed in. `Router.decide(event, now, silences)`
+walks the routes in order: every route whose match holds contributes its sinks, and the walk
+stops at the first match unless that route has `continue`. No match: the default sinks (all
+configured sinks, or `default_sinks`). A route inside its quiet hours contributes its sinks at
+the end of the quiet period; a sink reached by several routes takes the earliest time. An
+active silence covering the job wins over everything: the event gets no sink at all (it is
+still committed by the caller, so nothing is lost). The dispatcher's budgets later collapse a
+backlog released at the end of quiet hours into digests.
+
+What does not live here: the config models (`monitor.config.routing`), the silence model
+(`monitor.silences`), storing outbox rows (`monitor.store`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from fnmatch import fnmatchcase
+from zoneinfo import ZoneInfo
+
+from monitor.config.routing import RouteSettings, weekday_numbers
+from monitor.models import Event, EventKind, JobState
+from monitor.silences import Silence, silencing
+
+Plan = tuple[tuple[str, datetime], ...]
+"""(sink, first attempt time) per sink that gets the event, in route then sink order."""
+
+SilenceSource = Callable[[datetime], Iterable[Silence]]
+"""Returns the silences active at a moment (e.g. `Store.active_silences`)."""
+
+
+def no_silences(now: datetime) -> tuple[Silence, ...]:
+    """A `SilenceSource` with no silences."""
+    return ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A daily quiet period `[start, end)` in a time zone, starting on some weekdays."""
+
+    start: time
+    end: time
+    zone: tzinfo = UTC
+    days: frozenset[int] = frozenset(range(7))
+    """Weekdays (Monday = 0) on which a quiet period starts."""
+
+    def _window(self, day: date) -> tuple[datetime, datetime]:
+        """The quiet period starting on local `day`, as aware datetimes."""
+        begin = datetime.combine(day, self.start, tzinfo=self.zone)
+        end_day = day if self.end > self.start else day + timedelta(days=1)
+        return begin, datetime.combine(end_day, self.end, tzinfo=self.zone)
+
+    def _containing(self, moment: datetime) -> datetime | None:
+        """The end of the quiet period that holds `moment`, or None (compared in UTC)."""
+        moment = moment.astimezone(UTC)
+        local = moment.astimezone(self.zone).date()
+        for day in (local - timedelta(days=1), local):
+            if day.weekday() not in self.days:
+                continue
+            begin, end = self._window(day)
+            if begin <= moment < end:
+                return end
+        return None
+
+    def release_at(self, now: datetime) -> datetime | None:
+        """When a notification held at `now` may go (back-to-back periods chain), else None."""
+        end = self._containing(now)
+        if end is None:
+            return None
+        for _ in range(8):  # a week of back-to-back periods at most
+            later = self._containing(end)
+            if later is None or later <= end:
+                break
+            end = later
+        return end.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A compiled route: match conditions (empty = any), target sinks, continue, quiet hours."""
+
+    sinks: tuple[str, ...]
+    queue: str | None = None
+    job_name: str | None = None
+    kinds: frozenset[EventKind] = frozenset()
+    from_states: frozenset[JobState] = frozenset()
+    to_states: frozenset[JobState] = frozenset()
+    continue_: bool = False
+    quiet_hours: QuietHours | None = None
+    _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pattern = re.compile(self.job_name) if self.job_name is not None else None
+        object.__setattr__(self, "_pattern", pattern)
+
+    @classmethod
+    def from_settings(cls, settings: RouteSettings) -> Route:
+        """The compiled form of one configured route."""
+        match, quiet = settings.match, settings.quiet_hours
+        return cls(
+            sinks=tuple(settings.sinks),
+            queue=match.queue,
+            job_name=match.job_name,
+            kinds=frozenset(EventKind(k) for k in match.kind or ()),
+            from_states=frozenset(JobState(s) for s in match.from_state or ()),
+            to_states=frozenset(JobState(s) for s in match.to_state or ()),
+            continue_=settings.continue_,
+            quiet_hours=None
+            if quiet is None
+            else QuietHours(
+                start=time.fromisoformat(quiet.start),
+                end=time.fromisoformat(quiet.end),
+                zone=ZoneInfo(quiet.timezone),
+                days=weekday_numbers(quiet.days),
+            ),
+        )
+
+    def matches(self, event: Event) -> bool:
+        """True when every condition of the route holds for the event."""
+        if self.queue is not None and not fnmatchcase(event.queue, self.queue):
+            return False
+        if self._pattern is not None and self._pattern.fullmatch(event.job.name) is None:
+            return False
+        if self.kinds and event.kind not in self.kinds:
+            return False
+        if self.from_states and event.from_state not in self.from_states:
+            return False
+        return not self.to_states or event.to_state in self.to_states
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where one event goes: the plan, which routes matched, and the silence that muted it."""
+
+    plan: Plan
+    routes: tuple[int, ...]
+    """Indexes of the matched routes; empty when the default route applied."""
+    silenced_by: Silence | None = None
+
+    @property
+    def unrouted(self) -> bool:
+        """True when no silence applied and still no sink gets the event (a `sinks: []` route)."""
+        return self.silenced_by is None and not self.plan
+
+
+class Router:
+    """Applies the configured routes and the active silences to events."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        sinks: Sequence[str],
+        *,
+        default_sinks: Sequence[str] | None = None,
+        silences: SilenceSource = no_silences,
+    ) -> None:
+        """Routes in config order; `sinks` are every configured sink name, in config order."""
+        known = set(sinks)
+        named = [s for r in routes for s in r.sinks] + list(default_sinks or ())
+        unknown = sorted({s for s in named if s not in known})
+        if unknown:
+            raise ValueError(f"routes name unconfigured sinks: {', '.join(unknown)}")
+        self._routes = tuple(routes)
+        self._default = tuple(dict.fromkeys(sinks if default_sinks is None else default_sinks))
+        self._silences = silences
+
+    @classmethod
+    def from_settings(
+        cls,
+        routes: Sequence[RouteSettings],
+        sinks: Sequence[str],
+        *,
+        default_sinks: Sequence[str] | None = None,
+        silences: SilenceSource = no_silences,
+    ) -> Router:
+        """A router from the `routes:` and `default_sinks:` config keys."""
+        return cls(
+            [Route.from_settings(r) for r in routes],
+            sinks,
+            default_sinks=default_sinks,
+            silences=silences,
+        )
+
+    def decide(self, event: Event, now: datetime, silences: Iterable[Silence] = ()) -> Decision:
+        """Where the event goes at `now`, given the silences to consider."""
+        muted = silencing(silences, event, now)
+        if muted is not None:
+            return Decision(plan=(), routes=(), silenced_by=muted)
+        earliest: dict[str, datetime] = {}
+        matched: list[int] = []
+        for index, route in enumerate(self._routes):
+            if not route.matches(event):
+                continue
+            matched.append(index)
+            release = route.quiet_hours.release_at(now) if route.quiet_hours else None
+            for sink in route.sinks:
+                at = release or now
+                if sink not in earliest or at < earliest[sink]:
+                    earliest[sink] = at
+            if not route.continue_:
+                break
+        if not matched:
+            earliest = dict.fromkeys(self._default, now)
+        return Decision(plan=tuple(earliest.items()), routes=tuple(matched))
+
+    def deliveries(self, event: Event, now: datetime) -> Plan:
+        """(sink, first attempt time) for the event, silences read from the source."""
+        return self.decide(event, now, self._silences(now)).plan
+
+    def for_commit(self, now: datetime) -> RoutingPass:
+        """A routing callable for one `Store.commit_poll`, reading the silences once."""
+        return RoutingPass(self, now, tuple(self._silences(now)))
+
+
+class RoutingPass:
+    """`Router` bound to one moment and one read of the silences; records what it muted.
+
+    Pass it as `commit_poll(..., routing=pass_)`: the store calls it for new events only, so
+    `silenced` and `unrouted` count each event once, however often a poll is retried.
+    """
+
+    def __init__(self, router: Router, now: datetime, silences: tuple[Silence, ...]) -> None:
+        """Bind `router` to `now` and a fixed set of silences."""
+        self._router = router
+        self._now = now
+        self._silences = silences
+        self.silenced: list[tuple[Event, Silence]] = []
+        """Events an active silence muted, with that silence."""
+        self.unrouted: list[Event] = []
+        """Events that matched a route with no sinks."""
+
+    def __call__(self, event: Event) -> Plan:
+        """(sink, first attempt time) for one event."""
+        decision = self._router.decide(event, self._now, self._silences)
+        if decision.silenced_by is not None:
+            self.silenced.append((event, decision.silenced_by))
+        elif decision.unrouted:
+            self.unrouted.append(event)
+        return decision.plan

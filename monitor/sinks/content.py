@@ -1,0 +1,315 @@
+"""The neutral content of a chat message: what an on-call person needs, before any markup.
+
+`build_message(notification, context)` turns one notification (a single event or a digest)
+into a `Message`: title, severity, facts (job, queue, transition and how long ago, duration,
+owner, job id, app id), the last log lines (redacted again here), a DLI console link and a
+footer with the event id. Each chat module turns a `Message` into its product's JSON; the
+`Markup` helpers and `truncate` are shared so every product cuts with the same "+N more" marker.
+
+What does not live here: product JSON shapes (one module per product) and HTTP.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+from urllib.parse import urlsplit
+
+from monitor.models import Event, EventKind, Notification
+from monitor.redact import redact_text
+
+CONSOLE_URL = "https://console.huaweicloud.com/dli/?region={region}#/main/jobs/spark"
+"""The DLI console's Spark job list for one region."""
+
+Unit = Literal["bytes", "chars"]
+
+
+class Severity(StrEnum):
+    """How loud a message is; products map it to a colour."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+    OK = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """What a message needs beyond the events: the console link, limits and the time of sending.
+
+    `now` is set by the sink right before rendering (so "how long ago" is relative to the
+    send); render functions stay pure because they only read it from here.
+    """
+
+    console_url: str | None = None
+    digest_jobs: int = 10
+    log_lines: int = 5
+    now: datetime | None = None
+
+    @classmethod
+    def from_endpoint(
+        cls, endpoint: str, *, digest_jobs: int = 10, log_lines: int = 5
+    ) -> MessageContext:
+        """A context whose console link uses the region of a `dli.<region>.…` endpoint."""
+        return cls(console_link(endpoint), digest_jobs=digest_jobs, log_lines=log_lines)
+
+    def at(self, now: datetime) -> MessageContext:
+        """This context with the time of sending set."""
+        return replace(self, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One labelled value (`Queue: etl_q`)."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Everything a chat message says, product-neutral; `lines` are a digest's job lines."""
+
+    title: str
+    severity: Severity
+    facts: tuple[Fact, ...]
+    log_lines: tuple[str, ...]
+    summary: tuple[str, ...]
+    lines: tuple[str, ...]
+    more: int
+    link: str | None
+    footer: str
+
+
+def console_link(endpoint: str) -> str | None:
+    """The DLI console URL for the region in `https://dli.<region>.myhuaweicloud.com`."""
+    try:
+        host = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}").hostname or ""
+    except ValueError:
+        return None
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[0] == "dli" and parts[2:] == ["myhuaweicloud", "com"]:
+        return CONSOLE_URL.format(region=parts[1])
+    return None
+
+
+def format_duration(seconds: float) -> str:
+    """Compact duration: `45s`, `12m3s`, `2h5m`, `3d4h`."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def transition_text(event: Event) -> str:
+    """`running → dead`, `new → dead` (first seen) or `running → gone`."""
+    old = "new" if event.from_state is None else event.from_state.value
+    new = "gone" if event.to_state is None else event.to_state.value
+    return f"{old} → {new}"
+
+
+def severity_of(events: tuple[Event, ...]) -> Severity:
+    """Critical if any job failed, warning if one vanished, ok if all succeeded, else info."""
+    if any(e.is_failure and e.kind is not EventKind.VANISHED for e in events):
+        return Severity.CRITICAL
+    if any(e.kind is EventKind.VANISHED for e in events):
+        return Severity.WARNING
+    if events and all(e.to_state is not None and e.to_state.value == "success" for e in events):
+        return Severity.OK
+    return Severity.INFO
+
+
+def build_message(notification: Notification, context: MessageContext) -> Message:
+    """The neutral message for a single event or a digest."""
+    if len(notification.events) == 1:
+        return _single(notification.events[0], context)
+    return _digest(notification, context)
+
+
+def _when(event: Event) -> datetime:
+    return event.job.state_since or event.job.update_time or event.observed_at
+
+
+def _ago(event: Event, context: MessageContext) -> str:
+    if context.now is None:
+        return ""
+    return f"{format_duration((context.now - _when(event)).total_seconds())} ago"
+
+
+def _name(event: Event) -> str:
+    return event.job.name or "(unnamed)"
+
+
+def _single(event: Event, context: MessageContext) -> Message:
+    job = event.job
+    ago = _ago(event, context)
+    transition = transition_text(event)
+    facts = [
+        Fact("Job", _name(event)),
+        Fact("Queue", job.queue),
+        Fact("Transition", f"{transition} ({ago})" if ago else transition),
+    ]
+    if job.duration_ms is not None:
+        facts.append(Fact("Duration", format_duration(job.duration_ms / 1000)))
+    if job.owner:
+        facts.append(Fact("Owner", job.owner))
+    facts.append(Fact("Job id", job.id))
+    if job.app_id:
+        facts.append(Fact("App id", job.app_id))
+    logs = tuple(redact_text(line) for line in job.log_tail[-context.log_lines :])
+    state = event.to_state.value.upper() if event.to_state is not None else "GONE"
+    return Message(
+        title=f"DLI job {_name(event)} {state} on {job.queue}",
+        severity=severity_of((event,)),
+        facts=tuple(facts),
+        log_lines=logs if context.log_lines > 0 else (),
+        summary=(),
+        lines=(),
+        more=0,
+        link=context.console_url,
+        footer=f"event {event.event_id}",
+    )
+
+
+def _digest(notification: Notification, context: MessageContext) -> Message:
+    events = notification.events
+    failures = sum(1 for e in events if e.is_failure)
+    counts = Counter((e.queue, transition_text(e)) for e in events)
+    summary = tuple(
+        f"{queue}: {transition}: {count}"
+        for (queue, transition), count in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
+    )
+    shown = events[: max(context.digest_jobs, 0)]
+    lines = []
+    for event in shown:
+        ago = _ago(event, context)
+        line = f"{_name(event)} ({event.job.id}) on {event.queue}: {transition_text(event)}"
+        lines.append(f"{line}, {ago}" if ago else line)
+    title = f"DLI: {len(events)} job events"
+    if failures:
+        title += f", {failures} failed"
+    return Message(
+        title=title,
+        severity=severity_of(events),
+        facts=(),
+        log_lines=(),
+        summary=summary,
+        lines=tuple(lines),
+        more=len(events) - len(shown),
+        link=context.console_url,
+        footer=f"digest {notification.notification_id} · {len(events)} events",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Markup:
+    """A product's markdown dialect: how to escape, embolden, link and quote log lines."""
+
+    escape: Callable[[str], str]
+    bold: Callable[[str], str]
+    link: Callable[[str, str], str]
+    code: Callable[[tuple[str, ...]], str]
+
+
+def _fence(lines: tuple[str, ...]) -> str:
+    return "```\n" + "\n".join(line.replace("```", "'''") for line in lines) + "\n```"
+
+
+def _md_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "\\`*_[]<>|#~" else c for c in text)
+
+
+def _neutralise(text: str) -> str:
+    """Angle brackets become look-alikes, so a job name cannot smuggle `<at id=all>` or tags."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
+MARKDOWN = Markup(
+    escape=_md_escape,
+    bold=lambda text: f"**{text}**",
+    link=lambda label, url: f"[{label}]({url})",
+    code=_fence,
+)
+"""Markdown with backslash escapes (Discord)."""
+
+LIGHT_MARKDOWN = Markup(
+    escape=_neutralise,
+    bold=lambda text: f"**{text}**",
+    link=lambda label, url: f"[{label}]({url})",
+    code=lambda lines: _fence(tuple(_neutralise(line) for line in lines)),
+)
+"""Markdown of products without backslash escapes (Feishu cards): only tags are neutralised."""
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+SLACK_MRKDWN = Markup(
+    escape=_slack_escape,
+    bold=lambda text: f"*{text}*",
+    link=lambda label, url: f"<{url}|{label}>",
+    code=lambda lines: _fence(tuple(_slack_escape(line) for line in lines)),
+)
+"""Slack's mrkdwn."""
+
+
+def body_text(message: Message, markup: Markup) -> str:
+    """The message below its title as markdown lines: facts, summary, jobs, logs, link."""
+    esc = markup.escape
+    out = [f"{markup.bold(esc(f.label))}: {esc(f.value)}" for f in message.facts]
+    out.extend(esc(line) for line in message.summary)
+    if message.lines:
+        out.append("")
+        out.extend(f"- {markup.escape(line)}" for line in message.lines)
+    if message.more:
+        out.append(f"+{message.more} more")
+    if message.log_lines:
+        out.append(markup.bold("Last log lines"))
+        out.append(markup.code(message.log_lines))
+    if message.link:
+        out.append(markup.link("Open in DLI console", message.link))
+    return "\n".join(out)
+
+
+def size_of(text: str, unit: Unit) -> int:
+    """Length of `text` in UTF-8 bytes or in characters."""
+    return len(text.encode()) if unit == "bytes" else len(text)
+
+
+def _cut(text: str, limit: int, unit: Unit) -> str:
+    if unit == "chars":
+        return text[: max(limit, 0)]
+    return text.encode()[: max(limit, 0)].decode("utf-8", errors="ignore")
+
+
+def truncate(text: str, limit: int, unit: Unit) -> str:
+    """`text` cut to `limit` at a line (or UTF-8) boundary, ending "… +N more lines"."""
+    if size_of(text, unit) <= limit:
+        return text
+    lines = text.split("\n")
+    for keep in range(len(lines) - 1, 0, -1):
+        candidate = "\n".join([*lines[:keep], f"… +{len(lines) - keep} more lines"])
+        if size_of(candidate, unit) <= limit:
+            return candidate
+    marker = f"… +{len(lines) - 1} more lines" if len(lines) > 1 else "… (truncated)"
+    return _cut(lines[0], limit - size_of(" " + marker, unit), unit) + " " + marker
+
+
+def _quote(lines: tuple[str, ...]) -> str:
+    return "\n".join(f"> {_neutralise(line)}" for line in lines)
+
+
+QUOTED_MARKDOWN = replace(LIGHT_MARKDOWN, code=_quote)
+"""Markdown without code fences (DingTalk, WeCom): log lines become quotes."""
