@@ -21,11 +21,15 @@ from typing import Any
 
 import aiohttp
 import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import __version__
 from monitor.config import (
     AkSkAuthSettings,
+    AlertmanagerSinkSettings,
     ConsoleSinkSettings,
+    DingTalkSinkSettings,
+    FeishuSinkSettings,
     Settings,
     TokenAuthSettings,
     WebhookSinkSettings,
@@ -40,10 +44,25 @@ from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, utc_now
 from monitor.poller import ALL_QUEUES
+from monitor.ratelimit import RateBudget, budget_for
 from monitor.redact import redact_url
-from monitor.scheduler import TrackedJob, build_scheduler, drain
+from monitor.routing import Router
+from monitor.scheduler import TrackedJob, add_periodic, build_scheduler, drain
 from monitor.server import bound_port, make_app, start_server
-from monitor.sinks import ConsoleSink, Sink, WebhookSink
+from monitor.sinks import (
+    DEFAULT_RATE_LIMITS,
+    AlertmanagerSink,
+    ConsoleSink,
+    DingTalkSink,
+    DiscordSink,
+    FeishuSink,
+    SlackSink,
+    TeamsSink,
+    WebhookSink,
+    WeComSink,
+)
+from monitor.sinks.base import Sink
+from monitor.sinks.content import MessageContext, console_link
 from monitor.store import Store
 
 log = structlog.get_logger(__name__)
@@ -87,23 +106,98 @@ def build_auth(settings: Settings, session: aiohttp.ClientSession, clock: Clock)
     return NoAuth()
 
 
-def build_sinks(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Sink]:
+def build_sinks(
+    settings: Settings, session: aiohttp.ClientSession, clock: Clock = utc_now
+) -> dict[str, Sink]:
     """One sink per configured entry, keyed by its name."""
+    context = MessageContext.from_endpoint(settings.dli.endpoint)
+    project = settings.dli.project_id
     sinks: dict[str, Sink] = {}
     for entry in settings.sinks:
+        timeout = getattr(entry, "timeout", None) or settings.delivery.timeout
         if isinstance(entry, WebhookSinkSettings):
-            timeout = entry.timeout if entry.timeout is not None else settings.delivery.timeout
             sinks[entry.name] = WebhookSink(
                 entry.name,
                 entry.url.get_secret_value(),
                 session=session,
-                project_id=settings.dli.project_id,
+                project_id=project,
                 timeout_s=timeout,
                 headers={k: v.get_secret_value() for k, v in entry.headers.items()},
             )
         elif isinstance(entry, ConsoleSinkSettings):
             sinks[entry.name] = ConsoleSink(entry.name)
+        elif isinstance(entry, AlertmanagerSinkSettings):
+            sinks[entry.name] = _alertmanager(entry, settings, session, timeout, clock)
+        elif isinstance(entry, FeishuSinkSettings | DingTalkSinkSettings):
+            secret = entry.secret.get_secret_value() if entry.secret else None
+            extra = {"keywords": entry.keywords} if isinstance(entry, DingTalkSinkSettings) else {}
+            chat_class = FeishuSink if isinstance(entry, FeishuSinkSettings) else DingTalkSink
+            sinks[entry.name] = chat_class(
+                entry.name,
+                entry.url.get_secret_value(),
+                session=session,
+                context=context,
+                timeout_s=timeout,
+                clock=clock,
+                secret=secret,
+                **extra,
+            )
+        else:
+            sinks[entry.name] = _PLAIN_CHAT[entry.type](
+                entry.name,
+                entry.url.get_secret_value(),
+                session=session,
+                context=context,
+                timeout_s=timeout,
+                clock=clock,
+            )
     return sinks
+
+
+_PLAIN_CHAT: dict[str, type[WeComSink | SlackSink | TeamsSink | DiscordSink]] = {
+    "wecom": WeComSink,
+    "slack": SlackSink,
+    "teams": TeamsSink,
+    "discord": DiscordSink,
+}
+
+
+def _alertmanager(
+    entry: AlertmanagerSinkSettings,
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    timeout: float,
+    clock: Clock,
+) -> AlertmanagerSink:
+    basic = None
+    if entry.basic_auth is not None:
+        basic = (entry.basic_auth.username, entry.basic_auth.password.get_secret_value())
+    link = console_link(settings.dli.endpoint)
+    return AlertmanagerSink(
+        entry.name,
+        str(entry.url),
+        session=session,
+        project_id=settings.dli.project_id,
+        resolve_timeout_s=entry.resolve_timeout,
+        max_alert_age_s=entry.max_alert_age,
+        timeout_s=timeout,
+        labels=dict(entry.labels),
+        basic_auth=basic,
+        bearer_token=entry.bearer_token.get_secret_value() if entry.bearer_token else None,
+        console_url=lambda _job: link,
+        clock=clock,
+    )
+
+
+def build_budgets(settings: Settings, clock: Clock) -> dict[str, RateBudget]:
+    """Each sink's send budget: its `rate_limit`, else its vendor's default with a margin."""
+    budgets: dict[str, RateBudget] = {}
+    for entry in settings.sinks:
+        per_second, per_minute = DEFAULT_RATE_LIMITS.get(entry.type, (None, None))
+        if entry.rate_limit is not None:
+            per_second, per_minute = entry.rate_limit.per_second, entry.rate_limit.per_minute
+        budgets[entry.name] = budget_for(per_second, per_minute, clock)
+    return budgets
 
 
 class Monitor:
@@ -112,13 +206,14 @@ class Monitor:
     def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
-        self.metrics = Metrics(version=__version__)
+        self.metrics = Metrics(version=__version__, settings=settings.metrics, clock=clock)
         self.health = Health(stale_after_s=_stale_after(settings), clock=clock)
         self._stack = AsyncExitStack()
         self.store: Store
         self.cycle: Cycle
         self.dispatcher: Dispatcher
         self.server_port: int | None = None
+        self.sinks: dict[str, Sink] = {}
         self._last_prune: datetime | None = None
 
     async def __aenter__(self) -> Monitor:
@@ -131,7 +226,8 @@ class Monitor:
         )
         self.store = Store.open(_state_path(settings))
         self._stack.callback(self.store.close)
-        sinks = build_sinks(settings, session)
+        sinks = build_sinks(settings, session, self.clock)
+        self.sinks = sinks
         self.metrics.declare(queues=_declared_queues(settings), sinks=sinks)
         self.dispatcher = Dispatcher(
             self.store,
@@ -143,6 +239,7 @@ class Monitor:
             ),
             clock=self.clock,
             observer=self.metrics.observe_notification,
+            budgets=build_budgets(settings, self.clock),
         )
         client = DliClient(
             session,
@@ -163,7 +260,12 @@ class Monitor:
             dispatcher=self.dispatcher,
             metrics=self.metrics,
             health=self.health,
-            sinks=list(sinks),
+            router=Router.from_settings(
+                settings.routes,
+                list(sinks),
+                default_sinks=settings.default_sinks,
+                silences=self.store.active_silences,
+            ),
             options=CycleOptions(
                 targets=targets_of(settings),
                 page_size=settings.dli.page_size,
@@ -174,7 +276,7 @@ class Monitor:
             ),
             clock=self.clock,
         )
-        self.metrics.set_outbox_pending(self.store.pending_by_sink())
+        self.metrics.set_outbox(self.store.outbox_summary())
         log.info(
             "monitor configured",
             version=__version__,
@@ -209,7 +311,7 @@ class Monitor:
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         report = await self.dispatcher.drain(deadline=deadline)
         self._prune()
-        self.metrics.set_outbox_pending(self.store.pending_by_sink())
+        self.metrics.set_outbox(self.store.outbox_summary())
         return report
 
     def _prune(self) -> None:
@@ -254,12 +356,13 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 delivery=delivery_job,
                 delivery_interval_s=min(DELIVERY_INTERVAL_S, settings.poll.interval),
             )
+            jobs = [cycle_job, delivery_job, *_alert_refreshers(monitor, scheduler)]
             scheduler.start()
             log.info("monitor started", interval_s=settings.poll.interval)
             await stop.wait()
             log.info("shutting down", timeout_s=settings.shutdown_timeout)
             started = loop.time()
-            finished = await drain(scheduler, [cycle_job, delivery_job], settings.shutdown_timeout)
+            finished = await drain(scheduler, jobs, settings.shutdown_timeout)
             remaining = settings.shutdown_timeout - (loop.time() - started)
             if remaining > 0:
                 report = await monitor.deliver(timeout=remaining)
@@ -269,6 +372,20 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         for signum in installed:
             loop.remove_signal_handler(signum)
     return 0
+
+
+def _alert_refreshers(monitor: Monitor, scheduler: AsyncIOScheduler) -> list[TrackedJob]:
+    """Re-post firing Alertmanager alerts every `repost_interval`, so none auto-resolves."""
+    jobs: list[TrackedJob] = []
+    for entry in monitor.settings.sinks:
+        sink = monitor.sinks.get(entry.name)
+        if isinstance(entry, AlertmanagerSinkSettings) and isinstance(sink, AlertmanagerSink):
+            job = TrackedJob(f"alert refresh {entry.name}", _logged(sink.refresh))
+            add_periodic(
+                scheduler, job, job_id=f"refresh-{entry.name}", interval_s=entry.repost_interval
+            )
+            jobs.append(job)
+    return jobs
 
 
 async def run_once(settings: Settings) -> CycleReport:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +31,7 @@ from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, Event, EventKind, Job, QueueResult, utc_now
 from monitor.poller import Listing, ListingIncomplete, confirm_missing, fetch_listing
+from monitor.routing import Router
 from monitor.store import Store
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,7 @@ class Cycle:
         dispatcher: Dispatcher,
         metrics: Metrics,
         health: Health,
-        sinks: Sequence[str],
+        router: Router,
         options: CycleOptions,
         clock: Clock = utc_now,
     ) -> None:
@@ -69,7 +69,7 @@ class Cycle:
         self._dispatcher = dispatcher
         self._metrics = metrics
         self._health = health
-        self._sinks = tuple(sinks)
+        self._router = router
         self._options = options
         self._clock = clock
         self._snapshots: dict[str, dict[str, Job] | None] = {}
@@ -86,8 +86,9 @@ class Cycle:
             delivery = await self._dispatcher.drain(
                 deadline=loop.time() + self._options.delivery_budget_s
             )
-            pending = self._store.pending_by_sink()
-            self._metrics.set_outbox_pending(pending)
+            outbox = self._store.outbox_summary()
+            self._metrics.set_outbox(outbox)
+            pending = {sink: count for sink, (count, _oldest) in outbox.items()}
             report = CycleReport(
                 results=tuple(results),
                 delivered=delivery.delivered,
@@ -123,6 +124,8 @@ class Cycle:
             except asyncio.CancelledError:
                 raise
             except (DliError, ListingIncomplete) as exc:
+                if isinstance(exc, DliError):
+                    self._metrics.observe_api_error(exc.operation, _error_code(exc))
                 return self._failed(target, started, _reason(exc), str(exc))
             except Exception as exc:  # a bug or a disk error must not stop other targets
                 log.exception("poll failed unexpectedly")
@@ -135,6 +138,7 @@ class Cycle:
 
     async def _poll(self, target: str, now: datetime) -> QueueResult:
         listing = await self._list(target)
+        self._metrics.observe_pages(target, listing.pages)
         self._note_listing(target, listing)
         previous = self._load(target)
         missing = find_missing(previous, listing.jobs)
@@ -149,18 +153,24 @@ class Cycle:
             confirmed=confirmed,
             baseline=self._options.baseline,
         )
+        routing = self._router.for_commit(now)
         inserted = self._store.commit_poll(
             target,
             upserts=result.upserts,
             removals=result.removals,
             events=result.events,
-            sinks=self._sinks,
             now=now,
+            routing=routing,
         )
         self._snapshots[target] = result.snapshot
         self._metrics.set_snapshot(target, result.snapshot.values())
         for event in inserted:
             self._count(event)
+        for event, silence in routing.silenced:
+            self._metrics.observe_muted(event.queue, "silenced")
+            log.info("event silenced", job_name=event.job.name, silence=silence.id)
+        for event in routing.unrouted:
+            self._metrics.observe_muted(event.queue, "unrouted")
         if previous is None:
             log.info("baseline recorded", jobs=len(result.snapshot))
         return QueueResult(
@@ -201,6 +211,8 @@ class Cycle:
             log.warning("unknown job state; treated as unknown", raw_state=raw)
 
     def _count(self, event: Event) -> None:
+        if event.to_state is not None and event.to_state.is_terminal:
+            self._metrics.observe_finished(event.job, event.target)
         from_state = event.from_state.value if event.from_state else "none"
         to_state = event.to_state.value if event.to_state else "vanished"
         if event.kind is EventKind.APPEARED:
@@ -215,6 +227,15 @@ class Cycle:
         else:
             log.debug("poll still failing", reason=reason, error=error)
         return QueueResult(target=target, ok=False, error=error)
+
+
+def _error_code(exc: DliError) -> str:
+    """The API's error code, or what stands for it when the failure had none."""
+    if exc.error_code:
+        return exc.error_code
+    if isinstance(exc, DliTransportError):
+        return "timeout"
+    return f"HTTP {exc.status}" if exc.status else "other"
 
 
 def _reason(exc: Exception) -> str:

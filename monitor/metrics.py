@@ -225,6 +225,12 @@ class Metrics:
             ["queue"],
             registry=reg,
         )
+        self._muted = Counter(
+            "dli_monitor_events_muted",
+            "New events that reached no sink: silenced, or routed to no sink.",
+            ["queue", "reason"],
+            registry=reg,
+        )
         self._view = JobView()
         self._jobs = JobCountCollector(self._view)
         reg.register(self._jobs)
@@ -322,6 +328,10 @@ class Metrics:
             if sink not in self._sinks:
                 self._ages.outbox(sink, None)
             self._sinks.add(sink)
+
+    def observe_muted(self, queue: str, reason: str) -> None:
+        """Count one new event that reached no sink (`silenced` or `unrouted`)."""
+        self._muted.labels(queue=queue, reason=reason).inc()
 
     def observe_malformed(self, queue: str, count: int = 1) -> None:
         """Count job records from a listing that could not be parsed."""

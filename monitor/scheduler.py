@@ -86,6 +86,21 @@ def build_scheduler(
     return scheduler
 
 
+def add_periodic(
+    scheduler: AsyncIOScheduler, job: TrackedJob, *, job_id: str, interval_s: float
+) -> None:
+    """Another interval job (e.g. re-posting firing alerts), with the same run rules."""
+    scheduler.add_job(
+        job.run,
+        IntervalTrigger(seconds=interval_s, timezone=UTC),
+        id=job_id,
+        name=job.name,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(1, int(interval_s)),
+    )
+
+
 async def drain(scheduler: AsyncIOScheduler, jobs: list[TrackedJob], timeout: float) -> bool:
     """Stop starting jobs, wait up to `timeout` for running ones, then shut the scheduler down.
 

@@ -394,6 +394,15 @@ class Store:
             ).fetchall()
         )
 
+    def outbox_summary(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per sink with pending rows: (how many, when the oldest pending event was created)."""
+        rows = self._db.execute(
+            "SELECT o.sink, COUNT(*), MIN(e.created_at) FROM outbox o"
+            " JOIN events e ON e.event_id = o.event_id"
+            " WHERE o.status = 'pending' GROUP BY o.sink ORDER BY o.sink"
+        ).fetchall()
+        return {sink: (count, _unstamp(oldest) if oldest else None) for sink, count, oldest in rows}
+
     def outcome(self, event_id: str, sink: str) -> tuple[str, int, str]:
         """(status, attempts, last_error) of one outbox row; KeyError when there is none."""
         row = self._db.execute(

@@ -4,9 +4,8 @@
 commit: the DLI simulator (AK/SK checked) on a real socket, `fetch_listing`, `diff`,
 `Store.commit_poll(routing=...)` on a state file, and the `Dispatcher` draining into webhook
 sinks built from the config by `build_sinks`. Each sink posts to its own path on one receiver,
-so a test sees which sink got what. The last test drives the real `Monitor` and is expected to
-fail until the composition root wires the router into the cycle (it then passes and the
-strict xfail marker must go).
+so a test sees which sink got what. The last test drives the real `Monitor`, whose cycle
+applies the routes and silences itself.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import pytest
 
 from monitor.app import build_auth, build_sinks
 from monitor.config import Settings
@@ -216,9 +214,6 @@ async def test_a_silenced_failure_is_recorded_but_not_sent_until_the_silence_is_
     assert loud.event_id != muted.event_id
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the Router wired into Cycle by monitor/app.py (the lead's step)"
-)
 async def test_the_daemon_itself_applies_routes_and_silences(harness: Harness) -> None:
     harness.clock.now = NIGHT - timedelta(hours=8)
     silenced = harness.world.add_job(queue="etl", name="adhoc_report", state="running")
