@@ -275,6 +275,7 @@ class Monitor:
                 delivery_budget_s=max(5.0, settings.poll.interval / 2),
             ),
             clock=self.clock,
+            rules=settings.rules,
         )
         self.metrics.set_outbox(self.store.outbox_summary())
         log.info(

@@ -114,6 +114,8 @@ def event_to_dict(event: Event) -> JsonDict:
         "from_state": _optional_state(event.from_state),
         "to_state": _optional_state(event.to_state),
         "observed_at": format_time(event.observed_at),
+        "streak": event.streak,
+        "detail": event.detail,
     }
 
 
@@ -130,6 +132,8 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
             from_state=None if from_state is None else JobState(from_state),
             to_state=None if to_state is None else JobState(to_state),
             observed_at=parse_time(data["observed_at"]),
+            streak=_count(data.get("streak", 0), "streak"),
+            detail=_text(data.get("detail", ""), "detail"),
         )
     except CodecError:
         raise
@@ -140,7 +144,7 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
 
 
 def webhook_payload(event: Event, project_id: str) -> JsonDict:
-    """The public generic-webhook JSON of one event (documented keys, `target`, `raw_state`)."""
+    """The public generic-webhook JSON of one event (documented keys, `streak`, `detail`)."""
     job = event.job
     return {
         "event_id": event.event_id,
@@ -163,6 +167,8 @@ def webhook_payload(event: Event, project_id: str) -> JsonDict:
         "from_state": _optional_state(event.from_state),
         "to_state": _optional_state(event.to_state),
         "observed_at": format_time(event.observed_at),
+        "streak": event.streak,
+        "detail": event.detail,
     }
 
 
@@ -175,6 +181,12 @@ def digest_payload(events: Sequence[Event], notification_id: str, project_id: st
         "count": len(events),
         "events": [webhook_payload(event, project_id) for event in events],
     }
+
+
+def _count(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CodecError(f"{field} must be a non-negative integer")
+    return value
 
 
 def _text(value: object, field: str) -> str:

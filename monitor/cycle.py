@@ -1,9 +1,10 @@
 """One monitoring cycle: poll every target, diff, commit snapshot + outbox, deliver.
 
 `Cycle.run_once()` is the APScheduler job, what `dli-monitor once` runs, and what the tests
-call directly. Per target: poller → differ → store (snapshot and events in one transaction);
-then the dispatcher drains the outbox. A target whose listing fails keeps its old snapshot and
-produces no event; other targets go on. The clock is read once per cycle and passed down.
+call directly. Per target: poller → differ → lifecycle rules → store (snapshot, events and rule
+state in one transaction); then the dispatcher drains the outbox. A target whose listing fails
+keeps its old snapshot and produces no event; other targets go on. The clock is read once per
+cycle and passed down.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 
 import structlog
 
+from monitor.config.rules import RulesSettings
 from monitor.diff import Baseline, diff, find_missing
 from monitor.dispatch import Dispatcher
 from monitor.dli.client import DliClient
@@ -32,6 +34,7 @@ from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, Event, EventKind, Job, QueueResult, utc_now
 from monitor.poller import Listing, ListingIncomplete, confirm_missing, fetch_listing
 from monitor.routing import Router
+from monitor.rules import evaluate
 from monitor.store import Store
 
 log = structlog.get_logger(__name__)
@@ -63,7 +66,9 @@ class Cycle:
         router: Router,
         options: CycleOptions,
         clock: Clock = utc_now,
+        rules: RulesSettings | None = None,
     ) -> None:
+        """`rules` are the lifecycle rules' thresholds; None = their defaults."""
         self._client = client
         self._store = store
         self._dispatcher = dispatcher
@@ -72,6 +77,7 @@ class Cycle:
         self._router = router
         self._options = options
         self._clock = clock
+        self._rules = rules if rules is not None else RulesSettings()
         self._snapshots: dict[str, dict[str, Job] | None] = {}
         self._failing: set[str] = set()
         self._unknown_logged: set[str] = set()
@@ -153,14 +159,22 @@ class Cycle:
             confirmed=confirmed,
             baseline=self._options.baseline,
         )
+        events, history = result.events, None
+        if previous is not None:  # the baseline stays silent, rules included
+            memory = self._store.load_rule_memory(target)
+            outcome = evaluate(
+                result.snapshot, events, memory, target=target, now=now, settings=self._rules
+            )
+            events, history = outcome.events, outcome.update
         routing = self._router.for_commit(now)
         inserted = self._store.commit_poll(
             target,
             upserts=result.upserts,
             removals=result.removals,
-            events=result.events,
+            events=events,
             now=now,
             routing=routing,
+            history=history,
         )
         self._snapshots[target] = result.snapshot
         self._metrics.set_snapshot(target, result.snapshot.values())
@@ -211,6 +225,8 @@ class Cycle:
             log.warning("unknown job state; treated as unknown", raw_state=raw)
 
     def _count(self, event: Event) -> None:
+        if event.kind.is_rule:  # not a state change: no transition, no finished job
+            return
         if event.to_state is not None and event.to_state.is_terminal:
             self._metrics.observe_finished(event.job, event.target)
         from_state = event.from_state.value if event.from_state else "none"

@@ -105,6 +105,17 @@ class EventKind(StrEnum):
     TRANSITION = "transition"
     APPEARED = "appeared"
     VANISHED = "vanished"
+    STUCK = "stuck"
+    """A lifecycle rule: too long in `starting` or `recovering` (see `monitor.rules`)."""
+    OVERDUE = "overdue"
+    """A lifecycle rule: running longer than its limit or than usual for its name."""
+    RECOVERED = "recovered"
+    """A lifecycle rule: a job name whose previous run failed has now succeeded."""
+
+    @property
+    def is_rule(self) -> bool:
+        """True for events derived by the lifecycle rules rather than by a state change."""
+        return self in (EventKind.STUCK, EventKind.OVERDUE, EventKind.RECOVERED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,9 @@ class Event:
     `job` is the newest sighting of the job (for `vanished`, the last one we had).
     `from_state` is None for `appeared`; `to_state` is None for `vanished`.
     `event_id` is stable across retries and restarts (see `event_id_for`).
+    `streak` counts the consecutive failures of the job's name including this one (for a
+    `recovered` event: the failures it ends); 0 when unknown. `detail` says why a lifecycle
+    rule fired, e.g. "in starting for 17m (limit 15m)".
     """
 
     event_id: str
@@ -123,6 +137,8 @@ class Event:
     from_state: JobState | None
     to_state: JobState | None
     observed_at: datetime
+    streak: int = 0
+    detail: str = ""
 
     @property
     def queue(self) -> str:
@@ -161,6 +177,48 @@ def event_id_for(
         anchor.isoformat() if anchor else "",
     )
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class NameHistory:
+    """What the lifecycle rules remember about one job name on one target."""
+
+    name: str
+    durations_s: tuple[float, ...] = ()
+    """Durations of the most recent successful runs, oldest first (bounded by the rules)."""
+    failures: int = 0
+    """Consecutive failures up to and including the last run."""
+    last_outcome: str = ""
+    """`success`, `failure`, or empty before the first finished run."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMark:
+    """A lifecycle rule that has fired for one job while it stays in the state `anchor` pins."""
+
+    job_id: str
+    rule: str
+    anchor: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMemory:
+    """The persisted rule state of one target: per-name history and the rules already fired."""
+
+    names: Mapping[str, NameHistory]
+    marks: Mapping[tuple[str, str], RuleMark]
+    """Keyed by (job id, rule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryUpdate:
+    """What one poll changes in the rule state; the store writes it with the poll's commit."""
+
+    names: tuple[NameHistory, ...] = ()
+    """Histories to insert or replace."""
+    marks_added: tuple[RuleMark, ...] = ()
+    marks_cleared: tuple[tuple[str, str], ...] = ()
+    """(job id, rule) of marks to delete."""
 
 
 Snapshot = Mapping[str, Job]

@@ -15,6 +15,7 @@ What does not live here: the config models (`monitor.config.routing`), the silen
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -192,8 +193,9 @@ class Router:
             return Decision(plan=(), routes=(), silenced_by=muted)
         earliest: dict[str, datetime] = {}
         matched: list[int] = []
+        failure = _as_failure(event) if event.kind is EventKind.RECOVERED else None
         for index, route in enumerate(self._routes):
-            if not route.matches(event):
+            if not (route.matches(event) or (failure is not None and route.matches(failure))):
                 continue
             matched.append(index)
             release = route.quiet_hours.release_at(now) if route.quiet_hours else None
@@ -214,6 +216,13 @@ class Router:
     def for_commit(self, now: datetime) -> RoutingPass:
         """A routing callable for one `Store.commit_poll`, reading the silences once."""
         return RoutingPass(self, now, tuple(self._silences(now)))
+
+
+def _as_failure(event: Event) -> Event:
+    """A `recovered` event seen as the failure it follows, so it reaches the same routes."""
+    return dataclasses.replace(
+        event, kind=EventKind.TRANSITION, from_state=JobState.RUNNING, to_state=JobState.DEAD
+    )
 
 
 class RoutingPass:

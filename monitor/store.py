@@ -7,7 +7,8 @@ old state or the new one, never half of each. Event ids are primary keys: an eve
 second time (retried page, restart) is silently ignored. The dispatcher then walks the outbox
 with `due` and records outcomes with the `mark_*` methods (`*_many` for a digest). Rate
 budgets survive a restart through `defer` (a row knows when it may next be tried) and the
-`sends` table (`record_send` / `recent_sends`).
+`sends` table (`record_send` / `recent_sends`). The lifecycle rules' state (job-name histories
+and fired-rule marks) is read with `load_rule_memory` and written by `commit_poll(history=...)`.
 
 The API is synchronous: writes take milliseconds and happen on the event loop's thread.
 What lives elsewhere: the JSON shape of jobs and events (`monitor.codec`), delivery policy and
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.codec import event_from_dict, event_to_dict, job_from_dict, job_to_dict
-from monitor.models import Event, Job
+from monitor.models import Event, HistoryUpdate, Job, NameHistory, RuleMark, RuleMemory
 from monitor.silences import Silence
 
 SCHEMA_VERSION = 1
@@ -67,6 +68,21 @@ CREATE TABLE IF NOT EXISTS sends (
     at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sends_by_sink ON sends (sink, at);
+CREATE TABLE IF NOT EXISTS job_history (
+    target       TEXT NOT NULL,
+    job_name     TEXT NOT NULL,
+    durations    TEXT NOT NULL DEFAULT '[]',
+    failures     INTEGER NOT NULL DEFAULT 0,
+    last_outcome TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (target, job_name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_marks (
+    target TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    rule   TEXT NOT NULL,
+    anchor TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (target, job_id, rule)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS silences (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     job_name   TEXT NOT NULL,
@@ -189,6 +205,7 @@ class Store:
         sinks: Sequence[str] = (),
         now: datetime,
         routing: Callable[[Event], Iterable[tuple[str, datetime]]] | None = None,
+        history: HistoryUpdate | None = None,
     ) -> list[Event]:
         """Write one poll's outcome atomically; returns the events that were new (not duplicates).
 
@@ -196,8 +213,9 @@ class Store:
         baselined (keeping the first `baseline_at`), insert the events (a known `event_id` is
         skipped) and one pending outbox row per (new event, sink), due at `now`. With
         `routing`, it is asked for (sink, first attempt time) per new event instead of `sinks`
-        (a sink named twice keeps its earliest time; no sink = recorded, not delivered). Any
-        error rolls everything back and is raised.
+        (a sink named twice keeps its earliest time; no sink = recorded, not delivered).
+        `history` (the lifecycle rules' job-name histories and fired-rule marks) is written in
+        the same transaction. Any error rolls everything back and is raised.
         """
         stamp = _stamp(now)
         inserted: list[Event] = []
@@ -234,7 +252,34 @@ class Store:
                     "INSERT INTO outbox (event_id, sink, next_attempt_at) VALUES (?, ?, ?)",
                     ((event.event_id, sink, _stamp(at)) for sink, at in _earliest(plan).items()),
                 )
+            if history is not None:
+                _write_history(db, target, history)
         return inserted
+
+    def load_rule_memory(self, target: str) -> RuleMemory:
+        """The lifecycle rules' state of a target: job-name histories and fired-rule marks."""
+        names = {
+            name: NameHistory(
+                name=name,
+                durations_s=tuple(float(d) for d in json.loads(durations)),
+                failures=int(failures),
+                last_outcome=str(outcome),
+            )
+            for name, durations, failures, outcome in self._db.execute(
+                "SELECT job_name, durations, failures, last_outcome FROM job_history"
+                " WHERE target = ?",
+                (target,),
+            )
+        }
+        marks = {
+            (job_id, rule): RuleMark(
+                job_id=job_id, rule=rule, anchor=_unstamp(anchor) if anchor else None
+            )
+            for job_id, rule, anchor in self._db.execute(
+                "SELECT job_id, rule, anchor FROM rule_marks WHERE target = ?", (target,)
+            )
+        }
+        return RuleMemory(names=names, marks=marks)
 
     # -- outbox --------------------------------------------------------------------------------
 
@@ -484,6 +529,32 @@ class Store:
                 (_stamp(older_than),),
             )
             return cursor.rowcount
+
+
+def _write_history(db: sqlite3.Connection, target: str, update: HistoryUpdate) -> None:
+    """Apply one poll's rule-state changes: cleared marks go before added ones."""
+    db.executemany(
+        "INSERT INTO job_history (target, job_name, durations, failures, last_outcome)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, job_name) DO UPDATE SET"
+        " durations = excluded.durations, failures = excluded.failures,"
+        " last_outcome = excluded.last_outcome",
+        (
+            (target, h.name, json.dumps(list(h.durations_s)), h.failures, h.last_outcome)
+            for h in update.names
+        ),
+    )
+    db.executemany(
+        "DELETE FROM rule_marks WHERE target = ? AND job_id = ? AND rule = ?",
+        ((target, job_id, rule) for job_id, rule in update.marks_cleared),
+    )
+    db.executemany(
+        "INSERT INTO rule_marks (target, job_id, rule, anchor) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (target, job_id, rule) DO UPDATE SET anchor = excluded.anchor",
+        (
+            (target, m.job_id, m.rule, _stamp(m.anchor) if m.anchor else "")
+            for m in update.marks_added
+        ),
+    )
 
 
 def _earliest(plan: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:

@@ -6,6 +6,7 @@ The package re-exports its public API; the modules split it by concept:
 - `fields`: annotated value types (durations, secrets, URLs, names, queues) and their validators.
 - `models`: the pydantic models, from `Settings` (the whole file) down.
 - `metrics`: `MetricsSettings`, the per-job metric series' TTL, cap and job-name filters.
+- `rules`: `RulesSettings`, the lifecycle rules' thresholds (stuck, overdue).
 - `load`: YAML reading, `${ENV}` references, `*_file` secrets, `load_settings`/`parse_settings`.
 - `errors`: `ConfigError` and pydantic errors turned into `key.path: message` lines.
 - `schema`: walking the models' types (used by `errors` and `docs`).
@@ -36,6 +37,7 @@ from monitor.config.models import (
     StateSettings,
     TokenAuthSettings,
 )
+from monitor.config.rules import OverdueLimit, RulesSettings
 from monitor.config.sinks import (
     AlertmanagerSinkSettings,
     BasicAuthSettings,
@@ -70,9 +72,11 @@ __all__ = [
     "Loc",
     "MetricsSettings",
     "NoAuthSettings",
+    "OverdueLimit",
     "PollSettings",
     "RateLimitSettings",
     "RetrySettings",
+    "RulesSettings",
     "ServerSettings",
     "Settings",
     "SinkBase",

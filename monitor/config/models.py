@@ -39,6 +39,7 @@ from monitor.config.fields import (
 )
 from monitor.config.metrics import MetricsSettings
 from monitor.config.routing import RouteSettings, sink_name_problems
+from monitor.config.rules import RulesSettings
 from monitor.config.sinks import SinkSettings
 
 
@@ -220,6 +221,10 @@ class Settings(_Model):
     )
     default_sinks: list[SinkName] | None = Field(
         default=None, description="Sinks for events no route matches; default: every sink."
+    )
+    rules: RulesSettings = Field(
+        default_factory=RulesSettings,
+        description="Lifecycle rules: stuck, overdue, failure streaks, recovered.",
     )
 
     @model_validator(mode="wrap")

@@ -120,7 +120,9 @@ class RouteMatch(ConfigModel):
         default=None, description="Regex the whole job name must match (e.g. nightly_.*)."
     )
     kind: list[KindName] | None = Field(
-        default=None, min_length=1, description="Event kinds: transition, appeared, vanished."
+        default=None,
+        min_length=1,
+        description="Event kinds: transition, appeared, vanished, stuck, overdue, recovered.",
     )
     from_state: list[StateName] | None = Field(
         default=None, min_length=1, description="States the job came from."

@@ -2,7 +2,9 @@
 
 A failure event (`dead`/`error`/`killed`, or a job that vanished while active) fires an alert
 named `DLIBatchJobFailed` whose label set (`alertname`, `severity`, static labels, `queue`,
-`job_name`, `job_id`, `project_id`) is its identity in Alertmanager. A firing alert is posted
+`job_name`, `job_id`, `project_id`) is its identity in Alertmanager; the lifecycle rules'
+`stuck` and `overdue` events fire `DLIBatchJobStuck` and `DLIBatchJobOverdue` the same way, and
+a `recovered` event resolves like the success it accompanies. A firing alert is posted
 with `endsAt` = now + `resolve_timeout`, so the sink must re-post it (`refresh`) before then or
 Alertmanager resolves it by itself. An alert is resolved (same labels, `endsAt` = now) when:
 
@@ -37,7 +39,9 @@ API_PATH = "/api/v2/alerts"
 FAILED = "DLIBatchJobFailed"
 """Alert name for a job that ended badly or vanished while active."""
 STUCK = "DLIBatchJobStuck"
-"""Alert name reserved for the `stuck` lifecycle rule (not emitted until that event exists)."""
+"""Alert name for a job in `starting`/`recovering` too long (the `stuck` lifecycle rule)."""
+OVERDUE = "DLIBatchJobOverdue"
+"""Alert name for a job running longer than its limit (the `overdue` lifecycle rule)."""
 IDENTITY_LABELS = frozenset({"alertname", "queue", "job_name", "job_id", "project_id"})
 """Labels the sink derives from the event; static labels may not override them."""
 LOG_LINES = 5
@@ -106,6 +110,10 @@ class Plan:
 
 def alertname_for(event: Event) -> str | None:
     """The alert an event fires, or None when it fires nothing (it may still resolve some)."""
+    if event.kind is EventKind.STUCK:
+        return STUCK
+    if event.kind is EventKind.OVERDUE:
+        return OVERDUE
     return FAILED if event.is_failure else None
 
 
@@ -130,6 +138,8 @@ def _transition(event: Event) -> str:
     if event.kind is EventKind.VANISHED:
         return f"{before} → vanished"
     after = event.to_state.value if event.to_state else "unknown"
+    if event.kind in (EventKind.STUCK, EventKind.OVERDUE):
+        return f"{event.kind.value} in {after}"
     return f"{before} → {after}"
 
 
@@ -157,7 +167,11 @@ def _log_tail(job: Job) -> list[str]:
 def _annotations(event: Event, link: str | None) -> dict[str, str]:
     job = event.job
     who = job.name or job.id
-    what = "vanished" if event.kind is EventKind.VANISHED else "failed"
+    what = {
+        EventKind.VANISHED: "vanished",
+        EventKind.STUCK: "is stuck",
+        EventKind.OVERDUE: "is overdue",
+    }.get(event.kind, "failed")
     summary = f"DLI job {who} {what} on queue {job.queue}: {_transition(event)}"
     details = [
         f"Job: {job.name or '(unnamed)'} ({job.id})",
@@ -165,6 +179,10 @@ def _annotations(event: Event, link: str | None) -> dict[str, str]:
         f"Transition: {_transition(event)}",
         f"Observed at: {format_time(event.observed_at)}",
     ]
+    if event.detail:
+        details.append(f"Detail: {event.detail}")
+    if event.is_failure and event.streak >= 2:
+        details.append(f"Streak: failure {event.streak} in a row of {who}")
     if job.owner:
         details.append(f"Owner: {job.owner}")
     if job.app_id:

@@ -80,6 +80,10 @@ def render_line(event: Event) -> str:
         parts.append(f"ran {format_duration(job.duration_ms / 1000)}")
     if job.owner:
         parts.append(f"owner={job.owner}")
+    if event.is_failure and event.streak >= 2:
+        parts.append(f"failure #{event.streak} in a row")
+    if event.detail:
+        parts.append(event.detail)
     lines = ["  ".join(parts)]
     if event.is_failure:
         lines.extend(f"    {redact_text(line)}" for line in job.log_tail[-LOG_LINES:])
@@ -106,4 +110,8 @@ def _states(event: Event) -> str:
         return f"new → {event.to_state}"
     if event.kind is EventKind.VANISHED:
         return f"{event.from_state} → gone"
+    if event.kind in (EventKind.STUCK, EventKind.OVERDUE):
+        return f"{event.kind.value} in {event.to_state}"
+    if event.kind is EventKind.RECOVERED:
+        return f"recovered: {event.from_state} → {event.to_state}"
     return f"{event.from_state} → {event.to_state}"

@@ -113,17 +113,41 @@ def format_duration(seconds: float) -> str:
 
 
 def transition_text(event: Event) -> str:
-    """`running → dead`, `new → dead` (first seen) or `running → gone`."""
+    """`running → dead`, `new → dead` (first seen), `running → gone`, or a rule's wording."""
     old = "new" if event.from_state is None else event.from_state.value
     new = "gone" if event.to_state is None else event.to_state.value
+    if event.kind is EventKind.STUCK:
+        return f"stuck in {new}"
+    if event.kind is EventKind.OVERDUE:
+        return f"overdue in {new}"
+    if event.kind is EventKind.RECOVERED:
+        return f"recovered: {old} → {new}"
     return f"{old} → {new}"
 
 
+def streak_text(event: Event) -> str:
+    """`3rd consecutive failure of nightly_etl` from the second failure in a row on, else ''."""
+    if not event.is_failure or event.streak < 2:
+        return ""
+    return f"{_ordinal(event.streak)} consecutive failure of {_name(event)}"
+
+
+def _ordinal(number: int) -> str:
+    """`1st`, `2nd`, `3rd`, `4th`, `11th`, `22nd`."""
+    suffix = "th" if 10 <= number % 100 <= 20 else _SUFFIXES.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+_SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
+
+
 def severity_of(events: tuple[Event, ...]) -> Severity:
-    """Critical if any job failed, warning if one vanished, ok if all succeeded, else info."""
+    """Critical if any job failed; warning if one vanished, is stuck or overdue; ok if all
+    succeeded (or recovered); else info."""
     if any(e.is_failure and e.kind is not EventKind.VANISHED for e in events):
         return Severity.CRITICAL
-    if any(e.kind is EventKind.VANISHED for e in events):
+    warn = (EventKind.VANISHED, EventKind.STUCK, EventKind.OVERDUE)
+    if any(e.kind in warn for e in events):
         return Severity.WARNING
     if events and all(e.to_state is not None and e.to_state.value == "success" for e in events):
         return Severity.OK
@@ -160,6 +184,10 @@ def _single(event: Event, context: MessageContext) -> Message:
         Fact("Queue", job.queue),
         Fact("Transition", f"{transition} ({ago})" if ago else transition),
     ]
+    if streak := streak_text(event):
+        facts.append(Fact("Streak", streak))
+    if event.detail:
+        facts.append(Fact("Detail", event.detail))
     if job.duration_ms is not None:
         facts.append(Fact("Duration", format_duration(job.duration_ms / 1000)))
     if job.owner:
@@ -169,6 +197,8 @@ def _single(event: Event, context: MessageContext) -> Message:
         facts.append(Fact("App id", job.app_id))
     logs = tuple(redact_text(line) for line in job.log_tail[-context.log_lines :])
     state = event.to_state.value.upper() if event.to_state is not None else "GONE"
+    if event.kind.is_rule:
+        state = event.kind.value.upper()
     return Message(
         title=f"DLI job {_name(event)} {state} on {job.queue}",
         severity=severity_of((event,)),

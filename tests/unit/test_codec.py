@@ -144,6 +144,8 @@ def test_the_webhook_payload_has_exactly_the_documented_shape() -> None:
         "from_state": "running",
         "to_state": "dead",
         "observed_at": "2026-11-29T10:00:00Z",
+        "streak": 0,
+        "detail": "",
     }
 
 

@@ -110,6 +110,23 @@ def test_continue_collects_the_sinks_of_later_matching_routes_once_each() -> Non
     assert decision.routes == (0, 2)
 
 
+def test_a_recovery_goes_to_the_routes_that_got_the_failure() -> None:
+    router = Router(
+        [
+            Route(("ding",), to_states=frozenset({JobState.DEAD})),
+            Route(("slack",), to_states=frozenset({JobState.SUCCESS})),
+        ],
+        SINKS,
+        default_sinks=["hook"],
+    )
+    recovered = event(
+        kind=EventKind.RECOVERED, from_state=JobState.RUNNING, to_state=JobState.SUCCESS
+    )
+    success = event(kind=EventKind.TRANSITION, to_state=JobState.SUCCESS)
+    assert sinks_of(router, recovered) == ["ding"]
+    assert sinks_of(router, success) == ["slack"]
+
+
 def test_an_event_no_route_matches_goes_to_every_sink_by_default() -> None:
     router = Router([Route(("ding",), queue="adhoc")], SINKS)
     assert sinks_of(router, event()) == list(SINKS)
