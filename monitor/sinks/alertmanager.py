@@ -32,7 +32,8 @@ from monitor import __version__
 from monitor.codec import format_time
 from monitor.models import Clock, Event, EventKind, Job, JobState, Notification, utc_now
 from monitor.redact import redact_text, redact_url
-from monitor.sinks.base import SinkError, classify_status, safe_text
+from monitor.sinks.base import SinkError, safe_text
+from monitor.sinks.http import post
 
 USER_AGENT = f"dli-batch-monitor/{__version__}"
 API_PATH = "/api/v2/alerts"
@@ -355,34 +356,22 @@ class AlertmanagerSink:
     async def _post(self, alerts: Sequence[dict[str, Any]]) -> None:
         """One POST of `alerts`; 2xx returns, anything else raises `SinkError`."""
         data = json.dumps(list(alerts), ensure_ascii=False).encode()
-        error: SinkError | None
+        failure: SinkError | None = None
         try:
-            async with self._session.post(
+            await post(
+                self._session,
                 self._endpoint,
-                data=data,
+                data,
                 headers=self._headers,
-                timeout=self._timeout,
-            ) as response:
-                raw = await response.content.read(MAX_BODY_BYTES)
-                error = classify_status(
-                    response.status,
-                    raw.decode("utf-8", errors="replace"),
-                    response.headers.get("Retry-After"),
-                )
-        except TimeoutError:
-            error = SinkError(
-                f"no answer from {redact_url(self._base)} within {self._timeout_s:g}s",
-                retryable=True,
+                timeout_s=self._timeout_s,
+                clock=self._clock,
+                secrets=tuple(self._headers.values()),
             )
-        except aiohttp.ClientError as exc:
-            error = SinkError(
-                f"{type(exc).__name__} talking to {redact_url(self._base)}", retryable=True
-            )
-        # Raised outside the `except` blocks so the aiohttp exception (whose text may hold the
-        # URL) does not ride along as `__context__`.
-        if error is not None:
+        except SinkError as error:
+            failure = error
+        if failure is not None:  # raised here so no exception rides along as __context__
             raise SinkError(
-                f"alertmanager: {safe_text(error.reason)}",
-                retryable=error.retryable,
-                retry_after=error.retry_after,
+                f"alertmanager: {safe_text(failure.reason)}",
+                retryable=failure.retryable,
+                retry_after=failure.retry_after,
             )

@@ -19,18 +19,11 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from monitor import __version__
 from monitor.models import Clock, Notification, utc_now
-from monitor.redact import MASK, redact_url, scrub
+from monitor.redact import redact_url
 from monitor.sinks.base import SinkError, classify_status, safe_text
 from monitor.sinks.content import MessageContext, Unit, size_of, truncate
-
-USER_AGENT = f"dli-batch-monitor/{__version__}"
-MAX_BODY_BYTES = 64 * 1024
-"""How much of a response body is read; only an excerpt ever reaches an error reason."""
-
-Classifier = Callable[[int, str, Mapping[str, str], datetime], SinkError | None]
-"""`classify(status, body_text, headers, now)`: None when delivered, else the error."""
+from monitor.sinks.http import Classifier, post
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:
@@ -116,35 +109,17 @@ async def post_json(
     timeout_s: float,
     secrets: Collection[str] = (),
 ) -> None:
-    """POST `payload`; return when `classify` says delivered, else raise a scrubbed `SinkError`."""
-    shown = redact_url(str(url))
-    headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json; charset=utf-8"}
-    error: SinkError | None
-    try:
-        async with session.post(
-            url,
-            data=encode(payload),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout_s),
-        ) as response:
-            raw = await response.content.read(MAX_BODY_BYTES)
-            error = classify(
-                response.status,
-                raw.decode("utf-8", errors="replace"),
-                response.headers,
-                clock(),
-            )
-    except TimeoutError:
-        error = SinkError(f"no answer from {shown} within {timeout_s:g}s", retryable=True)
-    except aiohttp.ClientError as exc:
-        error = SinkError(f"{type(exc).__name__} talking to {shown}", retryable=True)
-    # Raised outside the `except` blocks on purpose: the aiohttp exception (whose text can
-    # hold the full URL) must not ride along as `__context__`.
-    if error is not None:
-        reason = scrub(error.reason, set(secrets))
-        if reason != error.reason or MASK in reason:
-            error = SinkError(reason, retryable=error.retryable, retry_after=error.retry_after)
-        raise error
+    """POST `payload` as JSON; return when `classify` says delivered, else raise `SinkError`."""
+    await post(
+        session,
+        url,
+        encode(payload),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+        timeout_s=timeout_s,
+        classify=classify,
+        clock=clock,
+        secrets=secrets,
+    )
 
 
 class ChatSink:

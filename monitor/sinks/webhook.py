@@ -16,15 +16,10 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from monitor import __version__
 from monitor.codec import JsonDict, digest_payload, webhook_payload
 from monitor.models import Notification
 from monitor.redact import redact_url
-from monitor.sinks.base import SinkError, classify_status
-
-USER_AGENT = f"dli-batch-monitor/{__version__}"
-MAX_BODY_BYTES = 64 * 1024
-"""How much of a response body is read; only an excerpt ever reaches an error reason."""
+from monitor.sinks.http import post
 
 
 class WebhookSink:
@@ -44,9 +39,9 @@ class WebhookSink:
         self._url = url
         self._session = session
         self._project_id = project_id
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._timeout_s = timeout_s
-        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._headers = dict(headers or {})
+        self._secret_headers = tuple(self._headers.values())
 
     @property
     def name(self) -> str:
@@ -70,30 +65,14 @@ class WebhookSink:
         }
         if not notification.is_digest:
             headers["X-Event-Id"] = notification.events[0].event_id
-        error: SinkError | None
-        try:
-            async with self._session.post(
-                self._url, data=body.encode(), headers=headers, timeout=self._timeout
-            ) as response:
-                raw = await response.content.read(MAX_BODY_BYTES)
-                error = classify_status(
-                    response.status,
-                    raw.decode("utf-8", errors="replace"),
-                    response.headers.get("Retry-After"),
-                )
-        except TimeoutError:
-            error = SinkError(
-                f"no answer from {redact_url(self._url)} within {self._timeout_s:g}s",
-                retryable=True,
-            )
-        except aiohttp.ClientError as exc:
-            error = SinkError(
-                f"{type(exc).__name__} talking to {redact_url(self._url)}", retryable=True
-            )
-        # Raised outside the `except` blocks on purpose: the original aiohttp exception (whose
-        # text can hold the full URL) must not ride along as `__context__`.
-        if error is not None:
-            raise error
+        await post(
+            self._session,
+            self._url,
+            body.encode(),
+            headers=headers,
+            timeout_s=self._timeout_s,
+            secrets=(self._url, *self._secret_headers),
+        )
 
 
 def render(notification: Notification, project_id: str) -> JsonDict:
