@@ -123,6 +123,8 @@ def build_sinks(
                 project_id=project,
                 timeout_s=timeout,
                 headers={k: v.get_secret_value() for k, v in entry.headers.items()},
+                secret=entry.secret.get_secret_value() if entry.secret else None,
+                clock=clock,
             )
         elif isinstance(entry, ConsoleSinkSettings):
             sinks[entry.name] = ConsoleSink(entry.name)

@@ -57,6 +57,11 @@ class WebhookSinkSettings(SinkBase):
     headers: dict[HeaderName, Secret] = Field(
         default_factory=dict, description="Extra request headers; values are secrets."
     )
+    secret: OptionalSecret = Field(
+        default=None,
+        description="HMAC-SHA256 signing secret: adds X-Signature-Timestamp and X-Signature.",
+    )
+    secret_file: SecretFile = Field(default=None, description="File holding the secret instead.")
     timeout: PositiveDuration | None = Field(
         default=None, description="Per-attempt timeout; default delivery.timeout."
     )

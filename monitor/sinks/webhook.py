@@ -4,20 +4,24 @@ A single event is posted as `codec.webhook_payload` (header `X-Event-Id`); a dig
 `codec.digest_payload`, `{"kind": "digest", "notification_id", "project_id", "count", "events"}`
 with every event's own payload inside. Both carry `X-Notification-Id`. Receivers can
 de-duplicate on `event_id` / `notification_id`, which stay the same across retries and
-restarts. The URL is treated as a secret (many webhook URLs carry their token in the path or
-query): it appears in no error text, log line or repr.
+restarts. With a `secret`, each attempt is signed (`X-Signature-Timestamp`, `X-Signature:
+sha256=HMAC(secret, "<timestamp>." + body)`). The URL is treated as a secret (many webhook
+URLs carry their token in the path or query): it appears in no error text, log line or repr.
 Chat products with their own payloads and "errors inside a 200" get their own modules.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
+from datetime import datetime
 
 import aiohttp
 
 from monitor.codec import JsonDict, digest_payload, webhook_payload
-from monitor.models import Notification
+from monitor.models import Clock, Notification, utc_now
 from monitor.redact import redact_url
 from monitor.sinks.http import post
 
@@ -34,8 +38,12 @@ class WebhookSink:
         project_id: str,
         timeout_s: float = 10.0,
         headers: Mapping[str, str] | None = None,
+        secret: str | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self._name = name
+        self._secret = secret
+        self._clock = clock
         self._url = url
         self._session = session
         self._project_id = project_id
@@ -65,14 +73,27 @@ class WebhookSink:
         }
         if not notification.is_digest:
             headers["X-Event-Id"] = notification.events[0].event_id
+        if self._secret:
+            headers.update(signature_headers(self._secret, body.encode(), self._clock()))
         await post(
             self._session,
             self._url,
             body.encode(),
             headers=headers,
             timeout_s=self._timeout_s,
-            secrets=(self._url, *self._secret_headers),
+            secrets=(self._url, *self._secret_headers, *([self._secret] if self._secret else [])),
         )
+
+
+def signature_headers(secret: str, body: bytes, now: datetime) -> dict[str, str]:
+    """HMAC-SHA256 over `"<unix seconds>." + body`, computed per attempt.
+
+    Receivers recompute it with the shared secret and reject stale timestamps (replays):
+    `X-Signature-Timestamp: <unix seconds>`, `X-Signature: sha256=<hex>`.
+    """
+    stamp = str(int(now.timestamp()))
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"X-Signature-Timestamp": stamp, "X-Signature": f"sha256={digest}"}
 
 
 def render(notification: Notification, project_id: str) -> JsonDict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import socket
 from collections.abc import AsyncIterator
@@ -17,6 +19,7 @@ from monitor.codec import webhook_payload
 from monitor.models import Event, EventKind, Job, JobState, Notification, event_id_for
 from monitor.sinks import ConsoleSink, SinkError, WebhookSink, classify_status, parse_retry_after
 from monitor.sinks.base import safe_text
+from monitor.sinks.webhook import signature_headers
 from tests.fakes.receiver import Receiver, Reply
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
@@ -315,3 +318,24 @@ async def test_a_console_digest_prints_a_summary_and_caps_the_event_lines() -> N
 def test_retry_after_http_dates_are_relative_to_now() -> None:
     later = T0 + timedelta(hours=1)
     assert parse_retry_after("Sun, 29 Nov 2026 10:01:30 GMT", later) == 0.0
+
+
+async def test_a_webhook_with_a_secret_signs_each_attempt_with_hmac_sha256() -> None:
+    secret = "CANARY-WEBHOOK-SECRET"
+    async with Receiver() as receiver, aiohttp.ClientSession() as session:
+        sink = WebhookSink(
+            "signed",
+            receiver.url,
+            session=session,
+            project_id="p",
+            secret=secret,
+            clock=lambda: T0,
+        )
+        await sink.send(Notification("signed", (make_event(),)))
+    (request,) = receiver.received
+    stamp = request.headers["X-Signature-Timestamp"]
+    assert stamp == str(int(T0.timestamp()))
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + request.body, hashlib.sha256)
+    assert request.headers["X-Signature"] == f"sha256={expected.hexdigest()}"
+    assert secret not in str(request.headers)
+    assert signature_headers(secret, b"x", T0) != signature_headers(secret, b"y", T0)
