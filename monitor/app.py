@@ -34,6 +34,7 @@ from monitor.config import (
     TokenAuthSettings,
     WebhookSinkSettings,
 )
+from monitor.config.sinks import ChatSinkBase
 from monitor.cycle import Cycle, CycleOptions
 from monitor.diff import Baseline
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
@@ -63,6 +64,7 @@ from monitor.sinks import (
 )
 from monitor.sinks.base import Sink
 from monitor.sinks.content import MessageContext, console_link
+from monitor.sinks.templates import MessageTemplates
 from monitor.store import Store
 
 log = structlog.get_logger(__name__)
@@ -138,7 +140,7 @@ def build_sinks(
                 entry.name,
                 entry.url.get_secret_value(),
                 session=session,
-                context=context,
+                context=_chat_context(entry, context),
                 timeout_s=timeout,
                 clock=clock,
                 secret=secret,
@@ -149,11 +151,17 @@ def build_sinks(
                 entry.name,
                 entry.url.get_secret_value(),
                 session=session,
-                context=context,
+                context=_chat_context(entry, context),
                 timeout_s=timeout,
                 clock=clock,
             )
     return sinks
+
+
+def _chat_context(entry: ChatSinkBase, context: MessageContext) -> MessageContext:
+    """The shared message context with this chat sink's own templates, if it has any."""
+    templates = entry.templates
+    return context.with_templates(MessageTemplates(templates.as_mapping()) if templates else None)
 
 
 _PLAIN_CHAT: dict[str, type[WeComSink | SlackSink | TeamsSink | DiscordSink]] = {

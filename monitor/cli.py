@@ -1,6 +1,7 @@
 """The `dli-monitor` command line: argument parsing, logging set-up and exit codes.
 
-Commands: `run`, `once`, `check-config`, `demo`, `simulate`, `silence add|list|expire`.
+Commands: `run`, `once`, `check-config`, `render`, `test-sink`, `demo`, `simulate`,
+`silence add|list|expire`.
 Exit codes: 0 success, 1 a runtime failure (for `once`: a target failed to poll), 2 invalid
 configuration or usage.
 Everything that does work lives elsewhere; this module only parses and dispatches.
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", default=None, help="state file (default: a temporary one)")
 
     _add_silence_parser(commands)
+    _add_sink_parsers(commands)
 
     simulate = commands.add_parser("simulate", help="run the DLI simulator alone")
     simulate.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on")
@@ -127,6 +129,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_OK
     if args.command == "silence":
         return _silence(args, settings)
+    if args.command in ("render", "test-sink"):
+        return _sink_command(args, settings)
     from monitor import app
 
     if args.command == "once":
@@ -187,6 +191,47 @@ def _add_silence_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
             default=os.environ.get(CONFIG_ENV),
             help=f"config file (default: ${CONFIG_ENV})",
         )
+
+
+def _add_sink_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`render` (show a sink's message without sending) and `test-sink` (send a test)."""
+    render = commands.add_parser(
+        "render", help="print the body a sink would send for an event, without sending it"
+    )
+    render.add_argument("--sink", required=True, help="the sink's name in the config")
+    render.add_argument(
+        "--event",
+        default="sample",
+        help="sample, sample-digest, or a JSON file with an event or a list of events",
+    )
+    test = commands.add_parser(
+        "test-sink", help="send a marked test message to every sink (or one) and report"
+    )
+    test.add_argument("--sink", default=None, help="only this sink (default: every sink)")
+    for sub in (render, test):
+        sub.add_argument(
+            "--config",
+            default=os.environ.get(CONFIG_ENV),
+            help=f"config file (default: ${CONFIG_ENV})",
+        )
+
+
+def _sink_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run `render` or `test-sink`; exit 1 when a test failed, 2 for an unknown sink."""
+    from monitor import preview
+
+    try:
+        if args.command == "render":
+            sys.stdout.write(asyncio.run(preview.render_body(settings, args.sink, args.event)))
+            return EXIT_OK
+        names = [args.sink] if args.sink else []
+        outcomes = asyncio.run(preview.send_test_messages(settings, names))
+    except preview.PreviewError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_CONFIG
+    for outcome in outcomes:
+        sys.stdout.write(outcome.line() + "\n")
+    return EXIT_OK if all(outcome.ok for outcome in outcomes) else EXIT_FAILURE
 
 
 def _silence(args: argparse.Namespace, settings: Settings) -> int:

@@ -72,7 +72,8 @@ ALLOWED: dict[str, set[str]] = {
         "ratelimit",
     },
     "demo": {"app", "config", "server", "simulator"},
-    "cli": {"config", "logs", "app", "demo", "models", "store", "silences"},
+    "preview": {"app", "config", "models", "sinks", "codec"},
+    "cli": {"config", "logs", "app", "demo", "models", "store", "silences", "preview"},
 }
 
 

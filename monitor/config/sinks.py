@@ -25,6 +25,7 @@ from monitor.config.fields import (
     SinkName,
     Text,
 )
+from monitor.config.templates import TemplateSettings
 
 
 class RateLimitSettings(ConfigModel):
@@ -80,6 +81,10 @@ class ChatSinkBase(SinkBase):
     url_file: SecretFile = Field(default=None, description="File holding the URL instead.")
     timeout: PositiveDuration | None = Field(
         default=None, description="Per-attempt timeout; default delivery.timeout."
+    )
+    templates: TemplateSettings | None = Field(
+        default=None,
+        description="Jinja2 (sandboxed) title/body overrides; default: the built-in message.",
     )
 
 

@@ -321,6 +321,11 @@ class AlertmanagerSink:
     def __repr__(self) -> str:
         return f"AlertmanagerSink(name={self._name!r}, url={redact_url(self._base)!r})"
 
+    def preview(self, notification: Notification) -> list[dict[str, Any]]:
+        """The alerts a send would post now, given the active ones; no I/O, nothing changes."""
+        plan = render(notification, self._active, now=self._clock(), rules=self._rules)
+        return list(plan.body)
+
     async def send(self, notification: Notification) -> None:
         """Fire/resolve the notification's alerts in one POST; raises `SinkError` on failure."""
         async with self._lock:

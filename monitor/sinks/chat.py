@@ -181,6 +181,10 @@ class ChatSink:
         """The body for an attempt made at `now`."""
         return payload
 
+    def preview(self, notification: Notification) -> dict[str, Any]:
+        """The JSON body a send would post now, before any per-attempt signature; no I/O."""
+        return self.payload(notification, self._context.at(self._clock()))
+
     async def send(self, notification: Notification) -> None:
         """Render, sign for this attempt, POST; raise `SinkError` unless delivered."""
         now = self._clock()

@@ -37,6 +37,10 @@ class ConsoleSink:
     def __repr__(self) -> str:
         return f"ConsoleSink(name={self._name!r})"
 
+    def preview(self, notification: Notification) -> str:
+        """The text a send would print; no I/O."""
+        return render(notification)
+
     async def send(self, notification: Notification) -> None:
         """Print the notification; never raises."""
         stream = self._stream if self._stream is not None else sys.stdout

@@ -16,11 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from monitor.models import Event, EventKind, Notification
 from monitor.redact import redact_text
+
+if TYPE_CHECKING:
+    from monitor.sinks.templates import MessageTemplates
 
 CONSOLE_URL = "https://console.huaweicloud.com/dli/?region={region}#/main/jobs/spark"
 """The DLI console's Spark job list for one region."""
@@ -42,13 +45,15 @@ class MessageContext:
     """What a message needs beyond the events: the console link, limits and the time of sending.
 
     `now` is set by the sink right before rendering (so "how long ago" is relative to the
-    send); render functions stay pure because they only read it from here.
+    send); render functions stay pure because they only read it from here. `templates` are
+    the sink's own title/body templates (`monitor.sinks.templates`), if it has any.
     """
 
     console_url: str | None = None
     digest_jobs: int = 10
     log_lines: int = 5
     now: datetime | None = None
+    templates: MessageTemplates | None = None
 
     @classmethod
     def from_endpoint(
@@ -61,6 +66,10 @@ class MessageContext:
         """This context with the time of sending set."""
         return replace(self, now=now)
 
+    def with_templates(self, templates: MessageTemplates | None) -> MessageContext:
+        """This context with a sink's own templates (None or empty: the built-in message)."""
+        return replace(self, templates=templates or None)
+
 
 @dataclass(frozen=True, slots=True)
 class Fact:
@@ -72,7 +81,11 @@ class Fact:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """Everything a chat message says, product-neutral; `lines` are a digest's job lines."""
+    """Everything a chat message says, product-neutral; `lines` are a digest's job lines.
+
+    `body` is a user template's text (already in the product's markup); when set it replaces
+    facts, summary, lines and log lines.
+    """
 
     title: str
     severity: Severity
@@ -83,6 +96,7 @@ class Message:
     more: int
     link: str | None
     footer: str
+    body: str = ""
 
 
 def console_link(endpoint: str) -> str | None:
@@ -155,10 +169,14 @@ def severity_of(events: tuple[Event, ...]) -> Severity:
 
 
 def build_message(notification: Notification, context: MessageContext) -> Message:
-    """The neutral message for a single event or a digest."""
+    """The neutral message for a single event or a digest, with the sink's templates applied."""
     if len(notification.events) == 1:
-        return _single(notification.events[0], context)
-    return _digest(notification, context)
+        message = _single(notification.events[0], context)
+    else:
+        message = _digest(notification, context)
+    if context.templates is not None:
+        message = context.templates.apply(notification, message, context)
+    return message
 
 
 def _when(event: Event) -> datetime:
@@ -298,7 +316,8 @@ SLACK_MRKDWN = Markup(
 def body_text(message: Message, markup: Markup) -> str:
     """The message below its title as markdown lines: facts, summary, jobs, logs, link."""
     esc = markup.escape
-    out = [f"{markup.bold(esc(f.label))}: {esc(f.value)}" for f in message.facts]
+    out = [message.body] if message.body else []
+    out.extend(f"{markup.bold(esc(f.label))}: {esc(f.value)}" for f in message.facts)
     out.extend(esc(line) for line in message.summary)
     if message.lines:
         out.append("")

@@ -28,7 +28,8 @@ _COLOUR = {
 
 
 def _text(message: Message) -> str:
-    lines = [*message.summary, *(f"- {line}" for line in message.lines)]
+    head = [message.body] if message.body else []
+    lines = [*head, *message.summary, *(f"- {line}" for line in message.lines)]
     if message.more:
         lines.append(f"+{message.more} more")
     return "\n".join(lines)

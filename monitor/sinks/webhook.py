@@ -63,6 +63,10 @@ class WebhookSink:
         """The JSON body for a notification: one event's payload, or a digest of several."""
         return render(notification, self._project_id)
 
+    def preview(self, notification: Notification) -> JsonDict:
+        """The JSON body a send would post (before the signature headers); no I/O."""
+        return self.render(notification)
+
     async def send(self, notification: Notification) -> None:
         """POST the notification; 2xx returns, anything else raises `SinkError`."""
         body = json.dumps(self.render(notification), ensure_ascii=False)
