@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.metrics import Metrics
+from monitor.models import Job, JobState
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +110,19 @@ def exported_sample_names() -> set[str]:
     metrics.record_transition("etl", "running", "dead")
     metrics.observe_notification("ops", "delivered")
     metrics.set_outbox_pending({"ops": 1})
+    now = datetime.now(UTC)
+    running = Job(id="j1", state=JobState.RUNNING, queue="etl", name="x", create_time=now)
+    dead = Job(
+        id="j2",
+        state=JobState.DEAD,
+        queue="etl",
+        name="y",
+        create_time=now,
+        state_since=now,
+        duration_ms=1000,
+    )
+    metrics.set_snapshot("etl", [running, dead])
+    metrics.observe_finished(dead, "etl")
     text = generate_latest(metrics.registry).decode()
     return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
