@@ -15,6 +15,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.util import undefined
 
 CYCLE_JOB = "poll-cycle"
 DELIVERY_JOB = "outbox-drain"
@@ -64,32 +65,20 @@ def build_scheduler(
 ) -> AsyncIOScheduler:
     """An `AsyncIOScheduler` with the cycle (starting now) and the outbox drain."""
     scheduler = AsyncIOScheduler(timezone=UTC)
-    scheduler.add_job(
-        cycle.run,
-        IntervalTrigger(seconds=interval_s, timezone=UTC),
-        id=CYCLE_JOB,
-        name=cycle.name,
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=max(1, int(interval_s)),
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.add_job(
-        delivery.run,
-        IntervalTrigger(seconds=delivery_interval_s, timezone=UTC),
-        id=DELIVERY_JOB,
-        name=delivery.name,
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=max(1, int(delivery_interval_s)),
-    )
+    add_periodic(scheduler, cycle, job_id=CYCLE_JOB, interval_s=interval_s, start_now=True)
+    add_periodic(scheduler, delivery, job_id=DELIVERY_JOB, interval_s=delivery_interval_s)
     return scheduler
 
 
 def add_periodic(
-    scheduler: AsyncIOScheduler, job: TrackedJob, *, job_id: str, interval_s: float
+    scheduler: AsyncIOScheduler,
+    job: TrackedJob,
+    *,
+    job_id: str,
+    interval_s: float,
+    start_now: bool = False,
 ) -> None:
-    """Another interval job (e.g. re-posting firing alerts), with the same run rules."""
+    """An interval job that never overlaps itself and collapses missed runs into one."""
     scheduler.add_job(
         job.run,
         IntervalTrigger(seconds=interval_s, timezone=UTC),
@@ -98,6 +87,7 @@ def add_periodic(
         max_instances=1,
         coalesce=True,
         misfire_grace_time=max(1, int(interval_s)),
+        next_run_time=datetime.now(UTC) if start_now else undefined,
     )
 
 

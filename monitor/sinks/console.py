@@ -15,6 +15,7 @@ from typing import TextIO
 from monitor.codec import format_time
 from monitor.models import Event, EventKind, Notification
 from monitor.redact import redact_text
+from monitor.sinks.content import format_duration
 
 LOG_LINES = 3
 """How many of the job's last log lines a failure shows."""
@@ -92,21 +93,6 @@ def render_line(event: Event) -> str:
     if event.is_failure:
         lines.extend(f"    {redact_text(line)}" for line in job.log_tail[-LOG_LINES:])
     return "\n".join(lines)
-
-
-def format_duration(seconds: float) -> str:
-    """Compact duration: `45s`, `12m3s`, `2h5m`, `3d4h`."""
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes}m"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
 
 
 def _states(event: Event) -> str:
