@@ -231,7 +231,7 @@ async def bench_one(jobs: int, workdir: Path) -> Row:
         async with Monitor(run.settings("state.db")) as monitor:
             await run.measure_quiet_cycles(monitor)
             await run.measure_changes(monitor, active_ids[:changes])
-            snapshots = [monitor.cycle.snapshot(queue) or {} for queue in QUEUES]
+            snapshots = [monitor.poll.cycle.snapshot(queue) or {} for queue in QUEUES]
 
     # 4. the pure differ, per target, on the snapshots the monitor holds
     now = datetime.now(UTC)

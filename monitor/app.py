@@ -35,7 +35,6 @@ from monitor.config import (
     WebhookSinkSettings,
 )
 from monitor.config.sinks import ChatSinkBase
-from monitor.cycle import Cycle, CycleOptions
 from monitor.diff import Baseline
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
 from monitor.dli.auth import AkSkAuth, Auth, IamTokenAuth, NoAuth
@@ -44,7 +43,11 @@ from monitor.dli.client import DliClient, RetryPolicy
 from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, utc_now
-from monitor.poller import ALL_QUEUES
+from monitor.poll.cycle import Cycle, CycleOptions
+from monitor.poll.incremental import IncrementalOptions, IncrementalPoller
+from monitor.poll.listing import ALL_QUEUES
+from monitor.poll.plan import Planner
+from monitor.poll.reconcile import Reconciler
 from monitor.ratelimit import RateBudget, budget_for
 from monitor.redact import redact_url
 from monitor.routing import Router
@@ -265,6 +268,7 @@ class Monitor:
             observer=self.metrics.observe_api_request,
         )
         self.cycle = Cycle(
+            incremental=_incremental(settings, client),
             client=client,
             store=self.store,
             dispatcher=self.dispatcher,
@@ -283,6 +287,7 @@ class Monitor:
                 confirm_concurrency=settings.dli.max_concurrency,
                 baseline=Baseline(settings.poll.baseline),
                 delivery_budget_s=max(5.0, settings.poll.interval / 2),
+                keep_ended_s=max(settings.metrics.job_series_ttl, 2 * settings.poll.interval),
             ),
             clock=self.clock,
             rules=settings.rules,
@@ -417,6 +422,29 @@ def _logged(func: Any) -> Any:
             log.exception("scheduled job failed")
 
     return job
+
+
+def _incremental(settings: Settings, client: DliClient) -> IncrementalPoller | None:
+    """The incremental poller `poll.mode` asks for (None: full listings)."""
+    if settings.poll.mode != "incremental":
+        return None
+    page_size = settings.dli.page_size
+    planner = Planner(
+        page_size=page_size,
+        interval_s=settings.poll.interval,
+        max_per_minute=settings.dli.max_requests_per_minute,
+    )
+    return IncrementalPoller(
+        client,
+        IncrementalOptions(
+            targets=targets_of(settings),
+            page_size=page_size,
+            overlap_s=settings.poll.overlap,
+            concurrency=settings.dli.max_concurrency,
+        ),
+        planner,
+        lambda: Reconciler(full_resync_s=settings.poll.full_resync, page_size=page_size),
+    )
 
 
 def _stale_after(settings: Settings) -> float:

@@ -64,16 +64,25 @@ def diff(
     now: datetime,
     confirmed: Mapping[str, JobState | None] | None = None,
     baseline: Baseline = Baseline.SILENT,
+    complete: bool = True,
+    baseline_before: datetime | None = None,
 ) -> DiffResult:
-    """Compare a complete listing with the previous snapshot of the same target.
+    """Compare a listing with the previous snapshot of the same target.
+
+    `complete` says whether `current` holds every job of the target (a full listing) or only
+    the jobs some listings showed this cycle (incremental polling): only a complete listing
+    lets a terminal job's absence mean it aged out of DLI's history.
 
     - `previous is None`: first poll, a baseline (silent unless `baseline` says otherwise).
-    - A job not seen before is `appeared`, whatever its state (already `dead` is a failure).
+    - A job not seen before is `appeared`, whatever its state (already `dead` is a failure),
+      unless it was created at or before `baseline_before`: then it existed when the baseline was
+      taken and is recorded silently (incremental baselines list only what is active or new).
     - A job whose state changed is a `transition`; an `unknown` state never replaces a known
       one, so an unparseable value can neither raise nor clear an alarm.
     - A tracked active job missing from the listing is looked up in `confirmed`: a state
       means a transition (or nothing), `GONE` means `vanished`, no answer means unchanged.
-    - A terminal job missing from the listing has aged out of DLI's history: dropped silently.
+    - A terminal job missing from a complete listing has aged out of DLI's history: dropped
+      silently; missing from an incomplete one, it is simply kept.
     """
     answers = confirmed or {}
     events: list[Event] = []
@@ -86,6 +95,8 @@ def diff(
         seen, event = _compare(before, job, target=target, now=now)
         if previous is None:
             event = _baseline_event(seen, target=target, now=now, mode=baseline)
+        elif before is None and _predates(job, baseline_before):
+            event = None
         snapshot[job.id] = seen
         if before is None or seen != before:
             upserts.append(seen)
@@ -96,7 +107,10 @@ def diff(
         if before.id in current:
             continue
         if before.state.is_terminal:
-            removals.append(before.id)
+            if complete:
+                removals.append(before.id)
+            else:
+                snapshot[before.id] = before
             continue
         if before.id not in answers:
             snapshot[before.id] = before
@@ -161,6 +175,15 @@ def _event(
         to_state=to_state,
         observed_at=now,
     )
+
+
+def _predates(job: Job, moment: datetime | None) -> bool:
+    """True when the job was created at or before `moment` (False when either is unknown).
+
+    At or before: DLI stamps creation in milliseconds, and a job sharing the baseline's newest
+    millisecond that the baseline did not show was, by far the likelier reading, there already.
+    """
+    return moment is not None and job.create_time is not None and job.create_time <= moment
 
 
 def _since(job: Job, now: datetime) -> datetime:

@@ -30,6 +30,7 @@ from monitor.metrics_jobs import (
     duration_s,
     label,
 )
+from monitor.metrics_poll import PollMetrics
 from monitor.models import Clock, Job, utc_now
 
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
@@ -231,6 +232,7 @@ class Metrics:
             ["queue", "reason"],
             registry=reg,
         )
+        self.poll = PollMetrics(reg)
         self._view = JobView()
         self._jobs = JobCountCollector(self._view)
         reg.register(self._jobs)

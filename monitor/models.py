@@ -221,6 +221,17 @@ class HistoryUpdate:
     """(job id, rule) of marks to delete."""
 
 
+@dataclass(frozen=True, slots=True)
+class PollMark:
+    """Where incremental polling of one target stands; committed with its snapshot."""
+
+    high_water: datetime | None
+    """The newest `create_time` a complete walk of the newest-first listing has reached."""
+    baseline_floor: datetime | None
+    """Jobs created before this existed when the target's baseline was taken: seeing one for
+    the first time is not news. None when the baseline saw every job (a full listing)."""
+
+
 Snapshot = Mapping[str, Job]
 """The jobs of one target keyed by job id, as of one complete listing."""
 

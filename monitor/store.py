@@ -25,18 +25,42 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.codec import event_from_dict, event_to_dict, job_from_dict, job_to_dict
-from monitor.models import Event, HistoryUpdate, Job, NameHistory, RuleMark, RuleMemory
+from monitor.codec import (
+    event_from_dict,
+    event_to_dict,
+    format_time,
+    job_from_dict,
+    job_to_dict,
+    parse_time,
+)
+from monitor.models import (
+    Event,
+    HistoryUpdate,
+    Job,
+    JobState,
+    NameHistory,
+    PollMark,
+    RuleMark,
+    RuleMemory,
+)
 from monitor.silences import Silence
 
-SCHEMA_VERSION = 1
-"""Stored in `PRAGMA user_version`; a file with a newer version is refused."""
+SCHEMA_VERSION = 2
+"""Stored in `PRAGMA user_version`; a file with a newer version is refused. Version 2 added
+`poll_marks`; a version-1 file gains the table on open (every table is `IF NOT EXISTS`)."""
+
+_TERMINAL = tuple(state.value for state in JobState if state.is_terminal)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS targets (
     target      TEXT PRIMARY KEY,
     baseline_at TEXT NOT NULL,
     polled_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS poll_marks (
+    target         TEXT PRIMARY KEY,
+    high_water     TEXT,
+    baseline_floor TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     target TEXT NOT NULL,
@@ -177,19 +201,77 @@ class Store:
 
     # -- snapshots -----------------------------------------------------------------------------
 
-    def load_target(self, target: str) -> TargetState | None:
-        """The stored snapshot of a target, or None until its first commit (no baseline yet)."""
+    def load_target(
+        self, target: str, *, ended_since: datetime | None = None
+    ) -> TargetState | None:
+        """The stored snapshot of a target, or None until its first commit (no baseline yet).
+
+        With `ended_since`, only what incremental polling keeps in memory: every job not in a
+        terminal state, and terminal ones that reached it at or after `ended_since`.
+        """
         row = self._db.execute(
             "SELECT baseline_at FROM targets WHERE target = ?", (target,)
         ).fetchone()
         if row is None:
             return None
+        query, params = "SELECT job_id, data FROM jobs WHERE target = ?", [target]
+        if ended_since is not None:
+            marks = ", ".join("?" for _ in _TERMINAL)
+            # state_since strings may lack a fraction, so the SQL bound is a second early and
+            # the exact cut is made below.
+            query += (
+                f" AND (json_extract(data, '$.state') NOT IN ({marks})"
+                " OR json_extract(data, '$.state_since') >= ?)"
+            )
+            params += [*_TERMINAL, format_time(ended_since - timedelta(seconds=1))]
         jobs: dict[str, Job] = {}
-        for job_id, data in self._db.execute(
-            "SELECT job_id, data FROM jobs WHERE target = ?", (target,)
-        ):
-            jobs[job_id] = job_from_dict(json.loads(data))
+        for job_id, data in self._db.execute(query, params):
+            job = job_from_dict(json.loads(data))
+            if ended_since is not None and job.state.is_terminal and not _since(job, ended_since):
+                continue
+            jobs[job_id] = job
         return TargetState(jobs=jobs, baseline_at=_unstamp(row[0]))
+
+    def lookup_jobs(self, target: str, job_ids: Collection[str]) -> dict[str, Job]:
+        """The stored records of those of `job_ids` the target knows (history included)."""
+        found: dict[str, Job] = {}
+        ids = list(job_ids)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            for job_id, data in self._db.execute(
+                f"SELECT job_id, data FROM jobs WHERE target = ? AND job_id IN ({marks})",
+                (target, *chunk),
+            ):
+                found[job_id] = job_from_dict(json.loads(data))
+        return found
+
+    def poll_mark(self, target: str) -> PollMark | None:
+        """Where incremental polling of a target stands, or None before its first commit.
+
+        A target baselined by full listings (or by a version-1 file) has no row yet: its high
+        water is then the newest `create_time` stored for it, and it has no baseline floor
+        (full listings stored every job, so any unknown job is news).
+        """
+        row = self._db.execute(
+            "SELECT high_water, baseline_floor FROM poll_marks WHERE target = ?", (target,)
+        ).fetchone()
+        if row is not None:
+            return PollMark(
+                high_water=parse_time(row[0]) if row[0] else None,
+                baseline_floor=parse_time(row[1]) if row[1] else None,
+            )
+        if self._db.execute("SELECT 1 FROM targets WHERE target = ?", (target,)).fetchone():
+            created = [
+                parse_time(text)
+                for (text,) in self._db.execute(
+                    "SELECT json_extract(data, '$.create_time') FROM jobs"
+                    " WHERE target = ? AND json_extract(data, '$.create_time') IS NOT NULL",
+                    (target,),
+                )
+            ]
+            return PollMark(high_water=max(created, default=None), baseline_floor=None)
+        return None
 
     def targets(self) -> list[str]:
         """Every target that has a baseline, sorted."""
@@ -206,6 +288,7 @@ class Store:
         now: datetime,
         routing: Callable[[Event], Iterable[tuple[str, datetime]]] | None = None,
         history: HistoryUpdate | None = None,
+        mark: PollMark | None = None,
     ) -> list[Event]:
         """Write one poll's outcome atomically; returns the events that were new (not duplicates).
 
@@ -215,7 +298,9 @@ class Store:
         `routing`, it is asked for (sink, first attempt time) per new event instead of `sinks`
         (a sink named twice keeps its earliest time; no sink = recorded, not delivered).
         `history` (the lifecycle rules' job-name histories and fired-rule marks) is written in
-        the same transaction. Any error rolls everything back and is raised.
+        the same transaction, and so is `mark` (where incremental polling stands), so a high
+        water never moves past jobs whose sightings were not committed. Any error rolls
+        everything back and is raised.
         """
         stamp = _stamp(now)
         inserted: list[Event] = []
@@ -254,6 +339,13 @@ class Store:
                 )
             if history is not None:
                 _write_history(db, target, history)
+            if mark is not None:
+                db.execute(
+                    "INSERT INTO poll_marks (target, high_water, baseline_floor) VALUES (?, ?, ?)"
+                    " ON CONFLICT (target) DO UPDATE SET high_water = excluded.high_water,"
+                    " baseline_floor = excluded.baseline_floor",
+                    (target, _optional(mark.high_water), _optional(mark.baseline_floor)),
+                )
         return inserted
 
     def load_rule_memory(self, target: str) -> RuleMemory:
@@ -529,6 +621,19 @@ class Store:
                 (_stamp(older_than),),
             )
             return cursor.rowcount
+
+
+_CHUNK = 500
+"""Job ids per `IN (...)` lookup, well below SQLite's bound-parameter limit."""
+
+
+def _since(job: Job, moment: datetime) -> bool:
+    """True when the job has been in its state since `moment` or later."""
+    return job.state_since is not None and job.state_since >= moment
+
+
+def _optional(moment: datetime | None) -> str | None:
+    return None if moment is None else format_time(moment)
 
 
 def _write_history(db: sqlite3.Connection, target: str, update: HistoryUpdate) -> None:

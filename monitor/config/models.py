@@ -115,7 +115,7 @@ class DliSettings(_Model):
     max_concurrency: int = Field(
         default=4,
         ge=1,
-        description="Parallel state-confirmation calls for jobs that left a listing.",
+        description="DLI requests in flight at once (listings, pages and state calls).",
     )
 
 
@@ -129,6 +129,21 @@ class PollSettings(_Model):
     )
     listing_attempts: int = Field(
         default=3, ge=1, description="Tries for a consistent listing of a target within one cycle."
+    )
+    mode: Literal["incremental", "full"] = Field(
+        default="incremental",
+        description="incremental: list active and new jobs, look up ended ones (cost follows"
+        " activity); full: list every job of every queue each cycle (cost follows history).",
+    )
+    full_resync: Duration = Field(
+        default=3600.0,
+        description="Incremental mode: one reconciliation pass over the whole listing takes"
+        " about this long, a few pages per cycle (0 = never).",
+    )
+    overlap: Duration = Field(
+        default=30.0,
+        description="Incremental mode: how far below the last high water (by create_time) the"
+        " newest-first walk reads again, against jobs that become visible late.",
     )
 
 

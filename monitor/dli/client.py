@@ -121,6 +121,8 @@ class DliClient:
         self._sleep = sleep
         self._observer = observer
         self._clock = clock
+        self.requests_sent = 0
+        """Every attempt made so far (retries included), for per-cycle accounting."""
         self._headers = {
             "Content-Type": "application/json",
             "User-Agent": user_agent,
@@ -128,12 +130,14 @@ class DliClient:
         }
 
     async def list_batches(
-        self, *, offset: int, size: int, queue_name: str | None = None
+        self, *, offset: int, size: int, queue_name: str | None = None, state: str | None = None
     ) -> BatchPage:
         """One page of batch jobs starting at item `offset` (operation "list_batches")."""
         params = [("from", str(offset)), ("size", str(size))]
         if queue_name is not None:
             params.append(("queue_name", queue_name))
+        if state is not None:
+            params.append(("state", state))
         body = await self._request(LIST_OPERATION, "/batches", params)
         sessions = body.get("sessions")
         if not isinstance(sessions, list):
@@ -195,6 +199,7 @@ class DliClient:
         if self._budget is not None:
             await self._budget.acquire()
         headers = await self._auth.headers("GET", url, self._headers, b"")
+        self.requests_sent += 1
         try:
             async with self._session.get(
                 url, headers=headers, timeout=self._timeout, allow_redirects=False

@@ -1,6 +1,7 @@
 """The simulator's HTTP face: DLI's Spark batch API over a `World`, as aiohttp routes.
 
-Serves `GET /v2.0/{project_id}/batches` (paging and filters), `GET .../batches/{id}`,
+Serves `GET /v2.0/{project_id}/batches` (paging, filters, `order=CREATE_TIME_DESC|ASC`; the
+world's `total_mode`/`list_order` knobs shape the answer), `GET .../batches/{id}`,
 `.../state`, `.../log` and `DELETE .../batches/{id}` with DLI's field names and error bodies.
 One middleware plays the API gateway in front of it: routing errors (404 APIG.0101), AK/SK
 signature checks with clock-skew and lock-out rules (401 APIG.0301/0303), the armed faults,
@@ -34,6 +35,8 @@ MAX_SKEW = timedelta(minutes=15)
 LOCK_AFTER = 5
 LOCK_FOR = timedelta(minutes=5)
 SPARK_VERSION = "3.3.1"
+ORDER_DESC = "CREATE_TIME_DESC"
+ORDER_ASC = "CREATE_TIME_ASC"
 
 _BATCHES = "/v2.0/{project_id}/batches"
 _BATCH = _BATCHES + "/{batch_id}"
@@ -202,23 +205,30 @@ class _Simulator:
         return None, job.queue if job is not None else None
 
     async def list_batches(self, request: web.Request) -> web.Response:
-        """`GET batches`: one page of matching jobs, newest first, with the total count."""
+        """`GET batches`: one page of matching jobs, newest first, with the total count.
+
+        `order=CREATE_TIME_ASC` asks for oldest first; the world's `list_order` and
+        `total_mode` knobs decide how faithfully the order is served and what `total` counts.
+        """
         query = _first_values(_query_pairs(request))
         offset = _int_param(query, "from", 0, maximum=None)
         size = _int_param(query, "size", DEFAULT_PAGE, maximum=MAX_PAGE)
-        jobs = self.world.listing(
+        ascending = _order_param(query)
+        page, total = self.world.page(
+            offset=offset,
+            size=size,
             queue_name=query.get("queue_name") or None,
             cluster_name=query.get("cluster_name") or None,
             state=query.get("state") or None,
             job_name=query.get("job_name") or None,
             job_id=query.get("job-id") or None,
             owner=query.get("owner") or None,
+            ascending=ascending,
         )
-        page = jobs[offset : offset + size]
         return web.json_response(
             {
                 "from": offset,
-                "total": len(jobs),
+                "total": len(page) if self.world.total_mode == "page" else total,
                 "sessions": [_session(job) for job in page],
                 "create_time": self.world.now_ms(),
             }
@@ -292,6 +302,18 @@ def _int_param(query: Mapping[str, str], name: str, default: int, *, maximum: in
         limit = f"0..{maximum}" if maximum is not None else ">= 0"
         raise _ApiError(400, "DLI.0001", f"Parameter check error: {name} must be {limit}.")
     return value
+
+
+def _order_param(query: Mapping[str, str]) -> bool:
+    """True when `order` asks for oldest first; DLI.0001 for a value other than CREATE_TIME_*."""
+    raw = query.get("order") or ORDER_DESC
+    if raw not in (ORDER_DESC, ORDER_ASC):
+        raise _ApiError(
+            400,
+            "DLI.0001",
+            f"Parameter check error: order must be {ORDER_DESC} or {ORDER_ASC}.",
+        )
+    return raw == ORDER_ASC
 
 
 def _session(job: SimJob) -> dict[str, Any]:

@@ -277,6 +277,9 @@ async def test_whole_project_mode_groups_jobs_by_their_own_queue(harness: Harnes
 
 
 async def test_one_failing_queue_does_not_stop_the_others(harness: Harness) -> None:
+    # Per-queue listings: full mode always; incremental mode lists project-wide when that is
+    # cheaper, and then a failure is the whole project's (the next test).
+    harness.overrides["poll"] = {"mode": "full"}
     a = harness.world.add_job(queue="etl", name="a", state="running")
     b = harness.world.add_job(queue="adhoc", name="b", state="running")
     await harness.cycle(queues=["etl", "adhoc"])
@@ -287,6 +290,26 @@ async def test_one_failing_queue_does_not_stop_the_others(harness: Harness) -> N
     report = await harness.cycle(queues=["etl", "adhoc"])
     assert [r.ok for r in report.results] == [False, True]
     assert [p["queue"] for p in harness.receiver.payloads()] == ["adhoc"]
+
+
+async def test_a_failed_project_wide_listing_fails_every_queue_without_an_event(
+    harness: Harness,
+) -> None:
+    a = harness.world.add_job(queue="etl", name="a", state="running")
+    b = harness.world.add_job(queue="adhoc", name="b", state="running")
+    await harness.cycle(queues=["etl", "adhoc"])
+    harness.world.set_state(a.id, "dead")
+    harness.world.set_state(b.id, "dead")
+    harness.world.faults.fail("list_batches", status=503, count=20)
+    harness.clock.advance(30)
+    report = await harness.cycle(queues=["etl", "adhoc"])
+    assert [r.ok for r in report.results] == [False, False]
+    assert harness.receiver.payloads() == []
+    harness.world.faults.clear()
+    harness.clock.advance(30)
+    report = await harness.cycle(queues=["etl", "adhoc"])
+    assert report.ok
+    assert sorted(p["queue"] for p in harness.receiver.payloads()) == ["adhoc", "etl"]
 
 
 async def test_metrics_reflect_the_snapshot_and_transitions(harness: Harness) -> None:

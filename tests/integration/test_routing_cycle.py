@@ -23,7 +23,7 @@ from monitor.diff import diff, find_missing
 from monitor.dispatch import DeliveryPolicy, Dispatcher
 from monitor.dli.client import DliClient
 from monitor.models import Event
-from monitor.poller import confirm_missing, fetch_listing
+from monitor.poll.listing import ask_states, fetch_listing
 from monitor.routing import Router
 from monitor.store import Store
 from tests.conftest import Harness
@@ -101,7 +101,7 @@ class RoutedCycle:
         state = self.store.load_target("etl")
         previous = dict(state.jobs) if state else None
         listing = await fetch_listing(self.client, target="etl", page_size=10)
-        confirmed = await confirm_missing(
+        confirmed = await ask_states(
             self.client, find_missing(previous, listing.jobs), concurrency=2
         )
         result = diff(previous, listing.jobs, target="etl", now=now, confirmed=confirmed)

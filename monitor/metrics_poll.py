@@ -1,0 +1,63 @@
+"""The cost side of polling as metrics: requests per cycle, the effective interval, fallbacks
+and what reconciliation found.
+
+`PollMetrics` registers on the registry `Metrics` owns and is reached as `metrics.poll`.
+Deliberately not here: per-target poll health and API error counts (`monitor.metrics`).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REQUEST_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+FALLBACK_REASONS = ("order",)
+"""Why an incremental cycle listed a target in full: the newest-first order did not hold."""
+
+
+class PollMetrics:
+    """What polling costs and how the plan adapts, on the monitor's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._requests = Histogram(
+            "dli_monitor_cycle_api_requests",
+            "DLI API requests made by one poll cycle (retries included).",
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self._interval = Gauge(
+            "dli_monitor_effective_poll_interval_seconds",
+            "The poll interval in force: the configured one, or longer when the request"
+            " budget cannot carry a cycle per configured interval.",
+            registry=registry,
+        )
+        self._fallbacks = Counter(
+            "dli_monitor_poll_fallbacks",
+            "Incremental cycles that had to list a target in full, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in FALLBACK_REASONS:
+            self._fallbacks.labels(reason=reason)
+        self._discrepancies = Counter(
+            "dli_monitor_reconcile_discrepancies",
+            "Changes the reconciliation walk found that incremental polling had not seen.",
+            ["queue"],
+            registry=registry,
+        )
+
+    def observe_cycle(self, requests: int) -> None:
+        """Record the requests one cycle made."""
+        self._requests.observe(requests)
+
+    def set_interval(self, seconds: float) -> None:
+        """Publish the effective poll interval."""
+        self._interval.set(seconds)
+
+    def observe_fallback(self, reason: str) -> None:
+        """Count one full listing forced on an incremental cycle."""
+        self._fallbacks.labels(reason=reason).inc()
+
+    def observe_discrepancy(self, queue: str) -> None:
+        """Count one change found only by reconciliation."""
+        self._discrepancies.labels(queue=queue).inc()

@@ -1,0 +1,176 @@
+"""Turning one target's observation into events and one committed transaction.
+
+`Committer.commit` diffs an `Observation` against what is known of the target, runs the
+lifecycle rules, and writes snapshot rows, events, outbox rows, rule state and the poll mark
+in one store transaction; then it updates the in-memory snapshot and the metrics.
+
+What is known of a target: the in-memory snapshot, plus the stored records of any job the
+observation shows that memory does not hold. In incremental mode memory keeps only active jobs
+and those that ended within `keep_ended_s` (without their log lines); history stays in the
+store and is looked up when a listing shows it again, so an old job is never news twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+import structlog
+
+from monitor.config.rules import RulesSettings
+from monitor.diff import Baseline, diff
+from monitor.metrics import Metrics
+from monitor.models import Event, EventKind, Job, PollMark, QueueResult
+from monitor.poll.observation import Observation
+from monitor.routing import Router, RoutingPass
+from monitor.rules import evaluate
+from monitor.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class Committer:
+    """Owns the in-memory snapshots and poll marks, and commits observations."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        router: Router,
+        *,
+        baseline: Baseline,
+        rules: RulesSettings,
+        keep_ended_s: float | None,
+    ) -> None:
+        """`keep_ended_s` None keeps every job in memory (full mode)."""
+        self._store = store
+        self._metrics = metrics
+        self._router = router
+        self._baseline = baseline
+        self._rules = rules
+        self._keep_ended_s = keep_ended_s
+        self._snapshots: dict[str, dict[str, Job] | None] = {}
+        self._marks: dict[str, PollMark | None] = {}
+        self._unknown_logged: set[str] = set()
+
+    def snapshot(self, target: str, now: datetime) -> dict[str, Job] | None:
+        """What memory holds of a target (loaded from the store on first use)."""
+        if target not in self._snapshots:
+            since = None if self._keep_ended_s is None else now - self._ended_window
+            state = self._store.load_target(target, ended_since=since)
+            self._snapshots[target] = dict(state.jobs) if state is not None else None
+        return self._snapshots[target]
+
+    def mark(self, target: str) -> PollMark | None:
+        """Where incremental polling of a target stands (loaded on first use)."""
+        if target not in self._marks:
+            self._marks[target] = self._store.poll_mark(target)
+        return self._marks[target]
+
+    @property
+    def _ended_window(self) -> timedelta:
+        return timedelta(seconds=self._keep_ended_s or 0.0)
+
+    def commit(self, target: str, observation: Observation, now: datetime) -> QueueResult:
+        """Diff, evaluate the rules and commit one target's observation; returns its result."""
+        self._note(target, observation)
+        previous = self.snapshot(target, now)
+        known = previous
+        if previous is not None:
+            unknown = [job_id for job_id in observation.sightings if job_id not in previous]
+            if unknown:
+                known = {**previous, **self._store.lookup_jobs(target, unknown)}
+        mark = observation.mark
+        result = diff(
+            known,
+            observation.sightings,
+            target=target,
+            now=now,
+            confirmed=observation.confirmed,
+            baseline=self._baseline,
+            complete=observation.complete,
+            baseline_before=mark.baseline_floor if mark is not None else None,
+        )
+        events, history = result.events, None
+        if previous is not None:  # the baseline stays silent, rules included
+            memory = self._store.load_rule_memory(target)
+            outcome = evaluate(
+                result.snapshot, events, memory, target=target, now=now, settings=self._rules
+            )
+            events, history = outcome.events, outcome.update
+        routing = self._router.for_commit(now)
+        inserted = self._store.commit_poll(
+            target,
+            upserts=result.upserts,
+            removals=result.removals,
+            events=events,
+            now=now,
+            routing=routing,
+            history=history,
+            mark=mark,
+        )
+        self._marks[target] = mark if mark is not None else self._marks.get(target)
+        kept = self._keep(result.snapshot, now)
+        self._snapshots[target] = kept
+        self._metrics.set_snapshot(target, kept.values())
+        self._count(inserted, observation, routing)
+        if previous is None:
+            log.info("baseline recorded", jobs=len(result.snapshot))
+        return QueueResult(
+            target=target,
+            ok=True,
+            jobs=len(kept),
+            events=len(inserted),
+            baseline=previous is None,
+        )
+
+    def _keep(self, snapshot: dict[str, Job], now: datetime) -> dict[str, Job]:
+        """What memory keeps: all (full mode), or active and recently ended jobs, compacted."""
+        if self._keep_ended_s is None:
+            return snapshot
+        since = now - self._ended_window
+        kept: dict[str, Job] = {}
+        for job_id, job in snapshot.items():
+            if not job.state.is_terminal:
+                kept[job_id] = job
+            elif job.state_since is not None and job.state_since >= since:
+                kept[job_id] = dataclasses.replace(job, log_tail=()) if job.log_tail else job
+        return kept
+
+    def _note(self, target: str, observation: Observation) -> None:
+        """Count and log (once per raw value) what the API sent that we could not use."""
+        self._metrics.observe_pages(target, observation.pages)
+        if observation.malformed:
+            self._metrics.observe_malformed(target, observation.malformed)
+            log.warning("malformed job records skipped", count=observation.malformed)
+        for raw in sorted(observation.unknown_states - self._unknown_logged):
+            self._unknown_logged.add(raw)
+            log.warning("unknown job state; treated as unknown", raw_state=raw)
+
+    def _count(self, inserted: list[Event], observation: Observation, routing: RoutingPass) -> None:
+        for event in inserted:
+            self._count_event(event)
+            if event.job.id in observation.reconciled:
+                self._metrics.poll.observe_discrepancy(event.queue)
+                log.warning(
+                    "reconciliation found a change incremental polling missed",
+                    job_id=event.job.id,
+                    kind=event.kind.value,
+                    to_state=event.to_state.value if event.to_state else None,
+                )
+        for event, silence in routing.silenced:
+            self._metrics.observe_muted(event.queue, "silenced")
+            log.info("event silenced", job_name=event.job.name, silence=silence.id)
+        for event in routing.unrouted:
+            self._metrics.observe_muted(event.queue, "unrouted")
+
+    def _count_event(self, event: Event) -> None:
+        if event.kind.is_rule:  # not a state change: no transition, no finished job
+            return
+        if event.to_state is not None and event.to_state.is_terminal:
+            self._metrics.observe_finished(event.job, event.target)
+        from_state = event.from_state.value if event.from_state else "none"
+        to_state = event.to_state.value if event.to_state else "vanished"
+        if event.kind is EventKind.APPEARED:
+            from_state = "none"
+        self._metrics.record_transition(event.queue, from_state, to_state)

@@ -1,0 +1,229 @@
+"""One monitoring cycle: observe every target, diff, commit snapshot + outbox, deliver.
+
+`Cycle.run_once()` is the APScheduler job, what `dli-monitor once` runs, and what the tests
+call directly. Two ways to observe (`poll.mode`): `full` lists every target completely, each
+concurrently; `incremental` asks `IncrementalPoller` for every target at once (cost follows
+activity), falling back to a full listing for a target whose newest-first order did not hold.
+Each observation then goes to the `Committer` (differ, rules, one store transaction). A target
+whose observation fails keeps its old snapshot and produces no event; others go on. The clock
+is read once per cycle and passed down; the cycle's summary line carries its request count
+and CPU time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from monitor.config.rules import RulesSettings
+from monitor.diff import Baseline
+from monitor.dispatch import Dispatcher
+from monitor.dli.client import DliClient
+from monitor.dli.errors import DliError
+from monitor.health import Health
+from monitor.metrics import Metrics
+from monitor.models import Clock, CycleReport, Job, QueueResult, utc_now
+from monitor.poll.commit import Committer
+from monitor.poll.full import observe_full
+from monitor.poll.incremental import IncrementalPoller
+from monitor.poll.listing import ListingIncomplete
+from monitor.poll.observation import Observation
+from monitor.poll.reasons import error_code, reason
+from monitor.routing import Router
+from monitor.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOptions:
+    """How the cycle polls: the knobs that come from `poll:` and `dli:` in the config."""
+
+    targets: tuple[str, ...]
+    page_size: int = 100
+    listing_attempts: int = 3
+    confirm_concurrency: int = 4
+    baseline: Baseline = Baseline.SILENT
+    delivery_budget_s: float = 30.0
+    keep_ended_s: float | None = None
+    """Incremental mode: how long ended jobs stay in memory. None = full mode, keep all."""
+
+
+class Cycle:
+    """Polls every target once and delivers what it found; keeps the snapshots in memory."""
+
+    def __init__(
+        self,
+        *,
+        client: DliClient,
+        store: Store,
+        dispatcher: Dispatcher,
+        metrics: Metrics,
+        health: Health,
+        router: Router,
+        options: CycleOptions,
+        clock: Clock = utc_now,
+        rules: RulesSettings | None = None,
+        incremental: IncrementalPoller | None = None,
+    ) -> None:
+        """`rules` are the lifecycle rules' thresholds (None = defaults); `incremental` None
+        means full mode."""
+        self._client = client
+        self._store = store
+        self._dispatcher = dispatcher
+        self._metrics = metrics
+        self._health = health
+        self._options = options
+        self._clock = clock
+        self._incremental = incremental
+        keep = options.keep_ended_s if incremental is not None else None
+        self._committer = Committer(
+            store,
+            metrics,
+            router,
+            baseline=options.baseline,
+            rules=rules if rules is not None else RulesSettings(),
+            keep_ended_s=keep,
+        )
+        self._failing: set[str] = set()
+
+    @property
+    def effective_interval_s(self) -> float | None:
+        """The interval the request budget allows (None in full mode: the configured one)."""
+        if self._incremental is None:
+            return None
+        return self._incremental.planner.effective_interval_s
+
+    async def run_once(self) -> CycleReport:
+        """Poll every target, commit what changed, drain the outbox; never raises on API errors."""
+        started = time.monotonic()
+        cpu = time.process_time()
+        requests = self._client.requests_sent
+        now = self._clock()
+        with structlog.contextvars.bound_contextvars(cycle_id=uuid.uuid4().hex[:12]):
+            if self._incremental is None:
+                polls = (self._poll_full(target, now, started) for target in self._options.targets)
+                results = list(await asyncio.gather(*polls))
+            else:
+                results = await self._poll_incremental(self._incremental, now, started)
+            spent = self._client.requests_sent - requests
+            self._metrics.poll.observe_cycle(spent)
+            loop = asyncio.get_running_loop()
+            delivery = await self._dispatcher.drain(
+                deadline=loop.time() + self._options.delivery_budget_s
+            )
+            outbox = self._store.outbox_summary()
+            self._metrics.set_outbox(outbox)
+            report = CycleReport(
+                results=tuple(results),
+                delivered=delivery.delivered,
+                failed=delivery.failed,
+                pending=sum(count for count, _oldest in outbox.values()),
+                duration_s=time.monotonic() - started,
+            )
+            self._health.record_cycle(ok=report.ok, at=now)
+            log.info(
+                "cycle completed",
+                mode="full" if self._incremental is None else "incremental",
+                targets_ok=sum(r.ok for r in results),
+                targets_failed=sum(not r.ok for r in results),
+                jobs=sum(r.jobs for r in results),
+                events=report.events,
+                delivered=report.delivered,
+                delivery_failed=report.failed,
+                pending=report.pending,
+                requests=spent,
+                cpu_s=round(time.process_time() - cpu, 4),
+                duration_s=round(report.duration_s, 3),
+            )
+        return report
+
+    def snapshot(self, target: str) -> dict[str, Job] | None:
+        """What memory holds of a target as of its last successful poll (None before the first)."""
+        return self._committer.snapshot(target, self._clock())
+
+    async def _poll_full(self, target: str, now: datetime, started: float) -> QueueResult:
+        """List one target completely and commit it; failures leave its snapshot as it was."""
+        with structlog.contextvars.bound_contextvars(target=target):
+            try:
+                observation = await observe_full(
+                    self._client,
+                    target,
+                    self._committer.snapshot(target, now),
+                    self._committer.mark(target),
+                    page_size=self._options.page_size,
+                    attempts=self._options.listing_attempts,
+                    concurrency=self._options.confirm_concurrency,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return self._failed(target, started, exc)
+            return self._commit(target, observation, now, started)
+
+    async def _poll_incremental(
+        self, poller: IncrementalPoller, now: datetime, started: float
+    ) -> list[QueueResult]:
+        """Observe every target at once, then commit each (or list it in full on a fallback)."""
+        targets = self._options.targets
+        tracked = {target: self._committer.snapshot(target, now) for target in targets}
+        marks = {target: self._committer.mark(target) for target in targets}
+        try:
+            observed = await poller.observe(tracked, marks, now=now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return [self._failed(target, started, exc) for target in targets]
+        self._metrics.poll.set_interval(poller.planner.effective_interval_s)
+        results: list[QueueResult] = []
+        for target in targets:
+            outcome = observed.get(target)
+            if isinstance(outcome, Observation) and outcome.fallback:
+                self._metrics.poll.observe_fallback(outcome.fallback)
+                log.warning("listing order not honoured; listing in full", target=target)
+                results.append(await self._poll_full(target, now, started))
+            elif isinstance(outcome, Observation):
+                with structlog.contextvars.bound_contextvars(target=target):
+                    results.append(self._commit(target, outcome, now, started))
+            else:
+                error = outcome or ListingIncomplete("target was not observed")
+                results.append(self._failed(target, started, error))
+        return results
+
+    def _commit(
+        self, target: str, observation: Observation, now: datetime, started: float
+    ) -> QueueResult:
+        """Commit one observation; a bug or a disk error fails this target, not the others."""
+        try:
+            result = self._committer.commit(target, observation, now)
+        except Exception as exc:
+            log.exception("commit failed unexpectedly")
+            return self._failed(target, started, exc)
+        self._metrics.observe_poll(target, time.monotonic() - started, ok=True, now=now)
+        if target in self._failing:
+            self._failing.discard(target)
+            log.info("target recovered", target=target)
+        return result
+
+    def _failed(self, target: str, started: float, exc: BaseException) -> QueueResult:
+        expected = isinstance(exc, DliError | ListingIncomplete)
+        if isinstance(exc, DliError):
+            self._metrics.observe_api_error(exc.operation, error_code(exc))
+        label = reason(exc) if isinstance(exc, Exception) and expected else "other"
+        error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        if not expected and isinstance(exc, Exception) and target not in self._failing:
+            log.error("poll failed unexpectedly", target=target, exc_info=exc)
+        self._metrics.observe_poll(target, time.monotonic() - started, ok=False, reason=label)
+        if target not in self._failing:
+            self._failing.add(target)
+            log.warning(
+                "poll failed; snapshot kept, no events", target=target, reason=label, error=error
+            )
+        else:
+            log.debug("poll still failing", target=target, reason=label, error=error)
+        return QueueResult(target=target, ok=False, error=error)

@@ -1,0 +1,355 @@
+"""Incremental polling: what changed this cycle, at a cost that follows activity, not history.
+
+`IncrementalPoller.observe` learns, for every target at once:
+1. the active jobs: one listing per active state (`starting`, `running`, `recovering`),
+   project-wide or per queue as the planner says, walked to the end;
+2. the new jobs: the unfiltered listing, newest first, down to the last high water minus an
+   overlap (first sight of a job already `dead` is a failure, as always); order is verified,
+   and a walk that met rows out of order sends its targets to a full listing this cycle;
+3. the jobs that left the active set: tracked active jobs absent from both, looked up by
+   `/state` calls or by walking the ended listings, whichever the planner finds cheaper, and
+   only as far as the budget allows (listings first; the rest are asked next cycle);
+4. a few pages of reconciliation (`monitor.poll.reconcile`).
+All listings of one step run concurrently. The result is one `Observation` per target (or the
+exception that failed it); the cycle diffs it. No diffing or persistence here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import structlog
+
+from monitor.dli.client import DliClient
+from monitor.dli.errors import DliAuthError
+from monitor.models import Job, PollMark, Snapshot
+from monitor.poll.listing import (
+    ALL_QUEUES,
+    Listing,
+    ListingIncomplete,
+    OrderNotHonoured,
+    ask_states,
+    fetch_listing,
+    fetch_page,
+)
+from monitor.poll.observation import Observation
+from monitor.poll.plan import ACTIVE_STATES, ENDED_STATES, EndedIndex, Planner, walk_ended_cost
+from monitor.poll.reconcile import PassReport, Reconciler
+
+log = structlog.get_logger(__name__)
+
+FIRST_PAGE_ONLY = datetime.max.replace(tzinfo=UTC)
+"""A floor no row reaches: a baseline reads one page of the newest-first listing."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class IncrementalOptions:
+    """The knobs of incremental polling."""
+
+    targets: tuple[str, ...]
+    page_size: int = 100
+    overlap_s: float = 30.0
+    concurrency: int = 4
+
+
+@dataclass
+class _Unit:
+    """One scope of listings: the project (queue None) or one queue, and what it returned."""
+
+    queue: str | None
+    targets: tuple[str, ...]
+    active: list[Listing] = field(default_factory=list)
+    new: Listing | None = None
+    error: BaseException | None = None
+
+
+class IncrementalPoller:
+    """Observes every target per cycle with listings planned by a `Planner`."""
+
+    def __init__(
+        self,
+        client: DliClient,
+        options: IncrementalOptions,
+        planner: Planner,
+        reconciler: Callable[[], Reconciler],
+    ) -> None:
+        self._client = client
+        self._options = options
+        self._planner = planner
+        self._new_reconciler = reconciler
+        self._reconcilers: dict[str | None, Reconciler] = {}
+        self._index = EndedIndex()
+        self._limit = asyncio.Semaphore(max(1, options.concurrency))
+        self._project_wide = True
+        self._started_with = 0
+        self.last_pass: PassReport | None = None
+
+    @property
+    def planner(self) -> Planner:
+        """The planner (its effective interval is what the scheduler should use)."""
+        return self._planner
+
+    async def observe(
+        self,
+        tracked: Mapping[str, Snapshot | None],
+        marks: Mapping[str, PollMark | None],
+        *,
+        now: datetime,
+    ) -> dict[str, Observation | BaseException]:
+        """One incremental look at every target; a failed target maps to its exception."""
+        self._started_with = self._client.requests_sent
+        units = self._units()
+        await self._list_units(units, marks)
+        out: dict[str, Observation | BaseException] = {}
+        for unit in units:
+            for target in unit.targets:
+                out[target] = self._observation(unit, target, marks.get(target), now)
+        self._learn(units)
+        observations = {t: o for t, o in out.items() if isinstance(o, Observation)}
+        await self._resolve_ended(observations, tracked)
+        self._planner.record_core(self.spent())
+        await self._reconcile(observations, units, self._planner.allowance() - self.spent())
+        self._forget(tracked)
+        return out
+
+    def spent(self) -> int:
+        """Requests made since this cycle's observation began."""
+        return self._client.requests_sent - self._started_with
+
+    def _forget(self, tracked: Mapping[str, Snapshot | None]) -> None:
+        """Let the ended index drop what predates every tracked active job."""
+        created = [
+            job.create_time
+            for snapshot in tracked.values()
+            for job in (snapshot or {}).values()
+            if not job.state.is_terminal and job.create_time is not None
+        ]
+        if created:
+            self._index.forget_before(min(created))
+
+    def _units(self) -> list[_Unit]:
+        targets = self._options.targets
+        queues = None if ALL_QUEUES in targets else targets
+        self._project_wide = self._planner.project_wide(queues)
+        if self._project_wide:
+            return [_Unit(None, targets)]
+        return [_Unit(target, (target,)) for target in targets]
+
+    async def _list_units(
+        self, units: Sequence[_Unit], marks: Mapping[str, PollMark | None]
+    ) -> None:
+        """Every newest-first walk and active listing of every unit, concurrently.
+
+        The first walk goes alone: when it fails on authentication nothing else is sent, so a
+        wrong key costs one rejected request per cycle, not one per listing (the gateway locks
+        a key out after five).
+        """
+        size = self._options.page_size
+        calls: list[tuple[_Unit, str, Awaitable[Listing]]] = []
+        for unit in units:
+            floor = self._floor([marks.get(t) for t in unit.targets])
+            walk = fetch_listing(self._client, queue_name=unit.queue, page_size=size, floor=floor)
+            calls.append((unit, "new", walk))
+            for state in ACTIVE_STATES:
+                listing = fetch_listing(
+                    self._client, queue_name=unit.queue, state=state.value, page_size=size
+                )
+                calls.append((unit, "active", listing))
+        first = await asyncio.gather(calls[0][2], return_exceptions=True)
+        if isinstance(first[0], DliAuthError):
+            for _unit, _kind, call in calls[1:]:
+                _discard(call)
+            for unit in units:
+                unit.error = first[0]
+            return
+        rest = await asyncio.gather(
+            *(self._limited(call) for _u, _k, call in calls[1:]), return_exceptions=True
+        )
+        for (unit, kind, _call), result in zip(calls, [*first, *rest], strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                if unit.error is None or isinstance(result, OrderNotHonoured):
+                    unit.error = result
+            elif kind == "active":
+                unit.active.append(result)
+            else:
+                unit.new = result
+
+    def _floor(self, marks: Sequence[PollMark | None]) -> datetime:
+        """Where the newest-first walk may stop: the oldest high water less the overlap."""
+        waters = [m.high_water for m in marks if m is not None and m.high_water is not None]
+        if not waters:
+            return FIRST_PAGE_ONLY
+        return min(waters) - timedelta(seconds=self._options.overlap_s)
+
+    def _observation(
+        self, unit: _Unit, target: str, mark: PollMark | None, now: datetime
+    ) -> Observation | BaseException:
+        if isinstance(unit.error, OrderNotHonoured):
+            return Observation(fallback="order")
+        if unit.error is not None or unit.new is None:
+            return unit.error or ListingIncomplete("no newest-first walk")
+        observation = Observation()
+        keep = _keeper(target)
+        for listing in unit.active:
+            observation.take(listing, keep)
+        observation.take(unit.new, keep)
+        observation.mark = _next_mark(mark, unit.new.newest, now)
+        self._index.cover_from(observation.mark.high_water or now)
+        return observation
+
+    def _learn(self, units: Sequence[_Unit]) -> None:
+        """Feed the planner and the ended index from this cycle's listings."""
+        for unit in units:
+            if unit.error is not None or unit.new is None:
+                continue
+            active = [job for listing in unit.active for job in listing.jobs.values()]
+            fresh = list(unit.new.jobs.values())
+            queues = None if unit.queue is None else {unit.queue}
+            self._planner.learn(active, fresh, queues=queues)
+            self._index.add(fresh)
+            for reconciler in self._reconcilers.values():
+                reconciler.shift(len(fresh))
+
+    async def _resolve_ended(
+        self, observations: Mapping[str, Observation], tracked: Mapping[str, Snapshot | None]
+    ) -> None:
+        """Learn the new state of tracked active jobs that no listing showed this cycle."""
+        missing: dict[str, tuple[str, Job]] = {}
+        for target, observation in observations.items():
+            if observation.fallback:
+                continue
+            for job in (tracked.get(target) or {}).values():
+                if not job.state.is_terminal and job.id not in observation.sightings:
+                    missing[job.id] = (target, job)
+        if not missing:
+            return
+        jobs = {job_id: job for job_id, (_t, job) in missing.items()}
+        cost = walk_ended_cost(self._index, jobs, self._options.page_size, None)
+        if self._project_wide and cost is not None and cost < len(jobs):
+            await self._walk_ended(jobs, observations, missing)
+        left = [job for job_id, job in jobs.items() if not _sighted(observations, missing[job_id])]
+        room = self._planner.allowance() - self.spent()
+        asked = left if room >= len(left) else left[: max(0, int(room))]
+        if len(asked) < len(left):
+            log.info("budget short: state calls postponed", asked=len(asked), left=len(left))
+        answers = await ask_states(self._client, asked, concurrency=self._options.concurrency)
+        for job_id, state in answers.items():
+            target, job = missing[job_id]
+            observations[target].confirmed[job_id] = state
+            if state is not None:
+                self._index.add([replace(job, state=state)])
+
+    async def _walk_ended(
+        self,
+        jobs: Mapping[str, Job],
+        observations: Mapping[str, Observation],
+        missing: Mapping[str, tuple[str, Job]],
+    ) -> None:
+        """Walk the `dead` and `success` listings down to the oldest missing job."""
+        oldest = min(job.create_time for job in jobs.values() if job.create_time is not None)
+        size = self._options.page_size
+        walks = [
+            self._limited(
+                fetch_listing(self._client, state=state.value, page_size=size, floor=oldest)
+            )
+            for state in ENDED_STATES
+        ]
+        for result in await asyncio.gather(*walks, return_exceptions=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                log.info("ended listing failed; asking states instead", error=str(result))
+                continue
+            self._index.add(result.jobs.values())
+            for job_id, job in result.jobs.items():
+                if job_id in missing:
+                    observations[missing[job_id][0]].see(job)
+
+    async def _reconcile(
+        self, observations: Mapping[str, Observation], units: Sequence[_Unit], room: float
+    ) -> None:
+        """Read the pages of history due this cycle, as far as the budget allows."""
+        for unit in units:
+            if unit.error is not None:
+                continue
+            reconciler = self._reconcilers.setdefault(unit.queue, self._new_reconciler())
+            due = reconciler.pages_due(self._planner.effective_interval_s)
+            read = 0
+            while read < due and room >= 1:
+                listing, rows = await self._limited(
+                    fetch_page(
+                        self._client,
+                        offset=reconciler.offset,
+                        page_size=self._options.page_size,
+                        queue_name=unit.queue,
+                    )
+                )
+                read += 1
+                room -= 1
+                self._index.add(listing.jobs.values())
+                for target in unit.targets:
+                    observation = observations.get(target)
+                    if observation is not None and not observation.fallback:
+                        _take_reconciled(observation, listing, _keeper(target))
+                report = reconciler.advance(rows, at=time.monotonic())
+                if report is not None:
+                    self.last_pass = report
+                    log.info(
+                        "reconciliation pass complete",
+                        queue=unit.queue or ALL_QUEUES,
+                        pages=report.pages,
+                        rows=report.rows,
+                        seconds=round(report.seconds, 1),
+                    )
+                    break
+            reconciler.spent(read)
+
+    async def _limited(self, call: Awaitable[T]) -> T:
+        async with self._limit:
+            return await call
+
+
+def _discard(call: Awaitable[Listing]) -> None:
+    """Close a listing coroutine that will never be awaited."""
+    if isinstance(call, Coroutine):
+        call.close()
+
+
+def _keeper(target: str) -> Callable[[Job], bool]:
+    """Which jobs of a listing belong to a target."""
+    if target == ALL_QUEUES:
+        return lambda _job: True
+    return lambda job: job.queue == target
+
+
+def _take_reconciled(
+    observation: Observation, listing: Listing, keep: Callable[[Job], bool]
+) -> None:
+    """Add reconciliation rows that no other listing showed this cycle, marked as such."""
+    observation.pages += listing.pages
+    for job in listing.jobs.values():
+        if keep(job) and job.id not in observation.sightings:
+            observation.sightings[job.id] = job
+            observation.reconciled.add(job.id)
+
+
+def _sighted(observations: Mapping[str, Observation], where: tuple[str, Job]) -> bool:
+    target, job = where
+    return job.id in observations[target].sightings
+
+
+def _next_mark(mark: PollMark | None, newest: datetime | None, now: datetime) -> PollMark:
+    """The high water after a successful newest-first walk (and the floor of a baseline)."""
+    if mark is None:
+        return PollMark(high_water=newest, baseline_floor=newest)
+    waters = [w for w in (mark.high_water, newest) if w is not None]
+    return PollMark(high_water=max(waters, default=None), baseline_floor=mark.baseline_floor)

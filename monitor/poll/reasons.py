@@ -1,0 +1,39 @@
+"""Short, bounded names for why a poll failed: the labels of the poll error metrics."""
+
+from __future__ import annotations
+
+from monitor.dli.errors import (
+    DliAuthError,
+    DliBadResponse,
+    DliError,
+    DliRateLimited,
+    DliServerError,
+    DliTransportError,
+)
+from monitor.poll.listing import ListingIncomplete
+
+
+def error_code(exc: DliError) -> str:
+    """The API's error code, or what stands for it when the failure had none."""
+    if exc.error_code:
+        return exc.error_code
+    if isinstance(exc, DliTransportError):
+        return "timeout"
+    return f"HTTP {exc.status}" if exc.status else "other"
+
+
+def reason(exc: Exception) -> str:
+    """A short, bounded label for the poll error metric."""
+    if isinstance(exc, ListingIncomplete):
+        return "inconsistent"
+    if isinstance(exc, DliAuthError):
+        return "auth"
+    if isinstance(exc, DliRateLimited):
+        return "rate_limited"
+    if isinstance(exc, DliServerError):
+        return "server_error"
+    if isinstance(exc, DliTransportError):
+        return "timeout"
+    if isinstance(exc, DliBadResponse):
+        return "bad_response"
+    return "other"
