@@ -51,7 +51,14 @@ from monitor.poll.reconcile import Reconciler
 from monitor.ratelimit import RateBudget, budget_for
 from monitor.redact import redact_url
 from monitor.routing import Router
-from monitor.scheduler import TrackedJob, add_periodic, build_scheduler, drain
+from monitor.scheduler import (
+    CYCLE_JOB,
+    TrackedJob,
+    add_periodic,
+    build_scheduler,
+    drain,
+    set_interval,
+)
 from monitor.server import bound_port, make_app, start_server
 from monitor.sinks import (
     DEFAULT_RATE_LIMITS,
@@ -228,6 +235,10 @@ class Monitor:
         self.server_port: int | None = None
         self.sinks: dict[str, Sink] = {}
         self._last_prune: datetime | None = None
+        self.interval_s = settings.poll.interval
+        """The poll interval in force (longer than configured when the budget says so)."""
+        self.scheduler: AsyncIOScheduler | None = None
+        self._stretch_logged = False
 
     async def __aenter__(self) -> Monitor:
         settings = self.settings
@@ -267,8 +278,14 @@ class Monitor:
             ),
             observer=self.metrics.observe_api_request,
         )
+        planner = Planner(
+            page_size=settings.dli.page_size,
+            interval_s=settings.poll.interval,
+            max_per_minute=settings.dli.max_requests_per_minute,
+        )
         self.cycle = Cycle(
-            incremental=_incremental(settings, client),
+            incremental=_incremental(settings, client, planner),
+            planner=planner,
             client=client,
             store=self.store,
             dispatcher=self.dispatcher,
@@ -319,8 +336,30 @@ class Monitor:
         log.info("http server listening", host=server.host, port=self.server_port)
 
     async def run_cycle(self) -> CycleReport:
-        """One cycle; what the scheduler runs."""
-        return await self.cycle.run_once()
+        """One cycle; what the scheduler runs (it then follows the effective interval)."""
+        report = await self.cycle.run_once()
+        self._follow_budget()
+        return report
+
+    def _follow_budget(self) -> None:
+        """Move the cycle's schedule to the interval the request budget allows, and say so."""
+        configured = self.settings.poll.interval
+        wanted = self.cycle.effective_interval_s or configured
+        if wanted == self.interval_s:
+            return
+        if wanted > configured and not self._stretch_logged:
+            self._stretch_logged = True
+            log.warning(
+                "poll interval stretched to fit the DLI request budget",
+                configured_s=configured,
+                effective_s=wanted,
+                max_requests_per_minute=self.settings.dli.max_requests_per_minute,
+            )
+        elif wanted == configured:
+            log.info("poll interval back to the configured one", interval_s=configured)
+        self.interval_s = wanted
+        if self.scheduler is not None:
+            set_interval(self.scheduler, CYCLE_JOB, wanted)
 
     async def deliver(self, timeout: float | None = None) -> DeliveryReport:
         """Drain the outbox once (the dispatcher serialises this with the cycle's own drain)."""
@@ -372,6 +411,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 delivery=delivery_job,
                 delivery_interval_s=min(DELIVERY_INTERVAL_S, settings.poll.interval),
             )
+            monitor.scheduler = scheduler
             jobs = [cycle_job, delivery_job, *_alert_refreshers(monitor, scheduler)]
             scheduler.start()
             log.info("monitor started", interval_s=settings.poll.interval)
@@ -424,16 +464,13 @@ def _logged(func: Any) -> Any:
     return job
 
 
-def _incremental(settings: Settings, client: DliClient) -> IncrementalPoller | None:
+def _incremental(
+    settings: Settings, client: DliClient, planner: Planner
+) -> IncrementalPoller | None:
     """The incremental poller `poll.mode` asks for (None: full listings)."""
     if settings.poll.mode != "incremental":
         return None
     page_size = settings.dli.page_size
-    planner = Planner(
-        page_size=page_size,
-        interval_s=settings.poll.interval,
-        max_per_minute=settings.dli.max_requests_per_minute,
-    )
     return IncrementalPoller(
         client,
         IncrementalOptions(

@@ -91,6 +91,11 @@ def add_periodic(
     )
 
 
+def set_interval(scheduler: AsyncIOScheduler, job_id: str, interval_s: float) -> None:
+    """Run an interval job every `interval_s` from now on (the next run moves accordingly)."""
+    scheduler.reschedule_job(job_id, trigger=IntervalTrigger(seconds=interval_s, timezone=UTC))
+
+
 async def drain(scheduler: AsyncIOScheduler, jobs: list[TrackedJob], timeout: float) -> bool:
     """Stop starting jobs, wait up to `timeout` for running ones, then shut the scheduler down.
 

@@ -33,6 +33,7 @@ from monitor.poll.full import observe_full
 from monitor.poll.incremental import IncrementalPoller
 from monitor.poll.listing import ListingIncomplete
 from monitor.poll.observation import Observation
+from monitor.poll.plan import Planner
 from monitor.poll.reasons import error_code, reason
 from monitor.routing import Router
 from monitor.store import Store
@@ -70,9 +71,11 @@ class Cycle:
         clock: Clock = utc_now,
         rules: RulesSettings | None = None,
         incremental: IncrementalPoller | None = None,
+        planner: Planner | None = None,
     ) -> None:
         """`rules` are the lifecycle rules' thresholds (None = defaults); `incremental` None
-        means full mode."""
+        means full mode; `planner` stretches the interval to the request budget (full mode
+        takes the incremental poller's when none is given)."""
         self._client = client
         self._store = store
         self._dispatcher = dispatcher
@@ -81,6 +84,7 @@ class Cycle:
         self._options = options
         self._clock = clock
         self._incremental = incremental
+        self._planner = planner or (incremental.planner if incremental is not None else None)
         keep = options.keep_ended_s if incremental is not None else None
         self._committer = Committer(
             store,
@@ -94,10 +98,8 @@ class Cycle:
 
     @property
     def effective_interval_s(self) -> float | None:
-        """The interval the request budget allows (None in full mode: the configured one)."""
-        if self._incremental is None:
-            return None
-        return self._incremental.planner.effective_interval_s
+        """The interval the request budget allows (None without a planner: as configured)."""
+        return None if self._planner is None else self._planner.effective_interval_s
 
     async def run_once(self) -> CycleReport:
         """Poll every target, commit what changed, drain the outbox; never raises on API errors."""
@@ -113,6 +115,10 @@ class Cycle:
                 results = await self._poll_incremental(self._incremental, now, started)
             spent = self._client.requests_sent - requests
             self._metrics.poll.observe_cycle(spent)
+            if self._planner is not None:
+                if self._incremental is None:
+                    self._planner.record_core(spent)
+                self._metrics.poll.set_interval(self._planner.effective_interval_s)
             loop = asyncio.get_running_loop()
             delivery = await self._dispatcher.drain(
                 deadline=loop.time() + self._options.delivery_budget_s
@@ -179,7 +185,6 @@ class Cycle:
             raise
         except Exception as exc:
             return [self._failed(target, started, exc) for target in targets]
-        self._metrics.poll.set_interval(poller.planner.effective_interval_s)
         results: list[QueueResult] = []
         for target in targets:
             outcome = observed.get(target)

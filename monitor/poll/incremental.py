@@ -113,8 +113,8 @@ class IncrementalPoller:
                 out[target] = self._observation(unit, target, marks.get(target), now)
         self._learn(units)
         observations = {t: o for t, o in out.items() if isinstance(o, Observation)}
-        await self._resolve_ended(observations, tracked)
-        self._planner.record_core(self.spent())
+        postponed = await self._resolve_ended(observations, tracked)
+        self._planner.record_core(self.spent() + postponed)
         await self._reconcile(observations, units, self._planner.allowance() - self.spent())
         self._forget(tracked)
         return out
@@ -221,8 +221,11 @@ class IncrementalPoller:
 
     async def _resolve_ended(
         self, observations: Mapping[str, Observation], tracked: Mapping[str, Snapshot | None]
-    ) -> None:
-        """Learn the new state of tracked active jobs that no listing showed this cycle."""
+    ) -> int:
+        """Learn the new state of tracked active jobs that no listing showed this cycle.
+
+        Returns how many state calls the budget made wait for the next cycle.
+        """
         missing: dict[str, tuple[str, Job]] = {}
         for target, observation in observations.items():
             if observation.fallback:
@@ -231,7 +234,7 @@ class IncrementalPoller:
                 if not job.state.is_terminal and job.id not in observation.sightings:
                     missing[job.id] = (target, job)
         if not missing:
-            return
+            return 0
         jobs = {job_id: job for job_id, (_t, job) in missing.items()}
         cost = walk_ended_cost(self._index, jobs, self._options.page_size, None)
         if self._project_wide and cost is not None and cost < len(jobs):
@@ -247,6 +250,7 @@ class IncrementalPoller:
             observations[target].confirmed[job_id] = state
             if state is not None:
                 self._index.add([replace(job, state=state)])
+        return len(left) - len(asked)
 
     async def _walk_ended(
         self,

@@ -1,4 +1,5 @@
-"""The invariants of the design, end to end: simulator → monitor → SQLite → webhook receiver.
+"""The invariants of the design, end to end: simulator → monitor → SQLite → webhook receiver,
+in both poll modes.
 
 Every test runs real parts on real sockets: the DLI simulator with AK/SK signature checking,
 the monitor built from a config dict exactly as `dli-monitor run` builds it, a temporary state
@@ -9,9 +10,23 @@ file, and an in-process webhook receiver. Cycles are driven by hand with a fake 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 
 from monitor.models import JobState
-from tests.conftest import Harness
+from tests.conftest import FakeClock, Harness, _harness
+
+
+@pytest.fixture(params=["incremental", "full"])
+async def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[Harness]:
+    """The harness, once per poll mode: every invariant holds in both."""
+    async with _harness(tmp_path, clock) as h:
+        h.overrides["poll"] = {"interval": "30s", "listing_attempts": 3, "mode": request.param}
+        yield h
 
 
 async def test_running_to_dead_reaches_the_webhook_exactly_once(harness: Harness) -> None:

@@ -1,0 +1,328 @@
+"""Incremental polling through the simulator: what it costs, and the edge cases it must survive.
+
+Real parts on real sockets (the simulator with AK/SK checks, the monitor built from a config
+dict, a temporary state file, the webhook receiver), a fake clock, cycles driven by hand. The
+harness pages by 10, so a few dozen jobs make multi-page listings.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from monitor.app import Monitor
+from monitor.simulator import World
+from tests.conftest import FakeClock, Harness, _harness
+
+QUIET = {"interval": "30s", "mode": "incremental", "full_resync": "0s"}
+
+
+def requests_of(world: World, since: int) -> list[dict[str, str]]:
+    """The queries of the requests the simulator answered after the first `since`."""
+    return [r.query | {"op": r.operation} for r in world.requests[since:]]
+
+
+def add_history(world: World, count: int, *, queue: str = "etl", hours: float = 48) -> None:
+    """Ended jobs created over the past `hours`, oldest first."""
+    start = world.clock() - timedelta(hours=hours)
+    step = timedelta(hours=hours) / max(count, 1)
+    for index in range(count):
+        state = "dead" if index % 10 == 0 else "success"
+        world.add_job(queue=queue, name=f"hist{index}", state=state, created=start + step * index)
+
+
+def events(harness: Harness) -> list[tuple[str, str | None, str | None]]:
+    """(job name, from, to) of every payload received, in order."""
+    return [(p["job"]["name"], p["from_state"], p["to_state"]) for p in harness.receiver.payloads()]
+
+
+async def test_a_quiet_cycle_costs_four_requests_however_long_the_history(
+    harness: Harness,
+) -> None:
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 500)
+    for index in range(3):
+        harness.world.add_job(queue="etl", name=f"live{index}", state="running")
+    async with harness.monitor() as monitor:
+        await monitor.run_cycle()
+        harness.clock.advance(30)
+        before = len(harness.world.requests)
+        report = await monitor.run_cycle()
+    assert report.ok and report.events == 0
+    sent = requests_of(harness.world, before)
+    assert sorted(q.get("state", "walk") for q in sent) == [
+        "recovering",
+        "running",
+        "starting",
+        "walk",
+    ]
+    assert all("queue_name" not in q for q in sent)  # one queue: project-wide is as cheap
+
+
+async def test_full_mode_pays_for_the_whole_history_every_cycle(harness: Harness) -> None:
+    harness.overrides["poll"] = {"interval": "30s", "mode": "full"}
+    add_history(harness.world, 500)
+    async with harness.monitor() as monitor:
+        await monitor.run_cycle()
+        before = len(harness.world.requests)
+        await monitor.run_cycle()
+    assert len(requests_of(harness.world, before)) == 51
+
+
+async def test_a_job_living_less_than_one_interval_is_reported_dead(harness: Harness) -> None:
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 30)
+    await harness.cycle()
+    short = harness.world.add_job(queue="etl", name="blink", state="starting")
+    harness.clock.advance(5)
+    harness.world.set_state(short.id, "running")
+    harness.clock.advance(5)
+    harness.world.set_state(short.id, "dead")
+    harness.clock.advance(20)
+    await harness.cycle()
+    assert events(harness) == [("blink", None, "dead")]
+
+
+async def test_a_running_job_that_dies_is_reported_once(harness: Harness) -> None:
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 30)
+    job = harness.world.add_job(queue="etl", name="etl-main", state="running")
+    await harness.cycle()
+    harness.world.set_state(job.id, "dead")
+    for _ in range(3):
+        harness.clock.advance(30)
+        await harness.cycle()
+    assert events(harness) == [("etl-main", "running", "dead")]
+
+
+async def test_an_order_not_honoured_falls_back_to_a_full_listing_and_says_so(
+    harness: Harness,
+) -> None:
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 40)
+    job = harness.world.add_job(queue="etl", name="etl-main", state="running")
+    await harness.cycle()
+    harness.world.list_order = "shuffled"
+    harness.world.set_state(job.id, "dead")
+    harness.clock.advance(30)
+    newcomer = harness.world.add_job(queue="etl", name="newcomer", state="dead")
+    with capture_logs() as logs:
+        async with harness.monitor() as monitor:
+            report = await monitor.run_cycle()
+            fallbacks = monitor.metrics.registry.get_sample_value(
+                "dli_monitor_poll_fallbacks_total", {"reason": "order"}
+            )
+    assert report.ok
+    assert fallbacks == 1.0
+    assert any(entry["event"].startswith("listing order not honoured") for entry in logs)
+    assert sorted(events(harness)) == [("etl-main", "running", "dead"), ("newcomer", None, "dead")]
+    assert newcomer.id in {p["job"]["id"] for p in harness.receiver.payloads()}
+
+
+async def test_a_job_the_state_call_does_not_find_is_reported_vanished(harness: Harness) -> None:
+    harness.overrides["poll"] = QUIET
+    job = harness.world.add_job(queue="etl", name="ghost", state="running")
+    await harness.cycle()
+    harness.world.remove_job(job.id)
+    harness.clock.advance(30)
+    await harness.cycle()
+    (payload,) = harness.receiver.payloads()
+    assert payload["kind"] == "vanished"
+    assert payload["job"]["id"] == job.id
+
+
+async def test_an_active_listing_failing_on_its_second_page_says_nothing(
+    harness: Harness,
+) -> None:
+    harness.overrides["poll"] = QUIET
+    jobs = [harness.world.add_job(queue="etl", name=f"r{i}", state="running") for i in range(15)]
+    await harness.cycle()
+    harness.world.set_state(jobs[0].id, "dead")
+    harness.world.faults.fail("list_batches", status=500, count=50, at_offset=10)
+    harness.clock.advance(30)
+    before = len(harness.world.requests)
+    report = await harness.cycle()
+    assert not report.ok
+    assert harness.receiver.payloads() == []
+    assert [q for q in requests_of(harness.world, before) if q["op"] == "get_state"] == []
+    harness.world.faults.clear()
+    harness.clock.advance(30)
+    assert (await harness.cycle()).ok
+    assert events(harness) == [("r0", "running", "dead")]
+
+
+async def test_a_job_inserted_mid_listing_is_neither_lost_nor_doubled(harness: Harness) -> None:
+    harness.overrides["poll"] = QUIET
+    for index in range(25):
+        harness.world.add_job(queue="etl", name=f"r{index}", state="running")
+    await harness.cycle()
+    harness.world.faults.insert_during_paging(
+        {"queue": "etl", "name": "newcomer", "state": "running"}, after_offset=10
+    )
+    for _ in range(3):
+        harness.clock.advance(30)
+        await harness.cycle()
+    assert events(harness) == [("newcomer", None, "running")]
+
+
+@pytest.mark.parametrize("total_mode", ["all", "page"])
+async def test_the_meaning_of_total_changes_no_event(harness: Harness, total_mode: Any) -> None:
+    harness.world.total_mode = total_mode
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 35)
+    jobs = [harness.world.add_job(queue="etl", name=f"r{i}", state="running") for i in range(23)]
+    await harness.cycle()
+    harness.world.set_state(jobs[3].id, "dead")
+    harness.world.set_state(jobs[17].id, "success")
+    harness.clock.advance(30)
+    harness.world.add_job(queue="etl", name="late", state="dead")
+    report = await harness.cycle()
+    assert report.ok
+    assert sorted(events(harness)) == [
+        ("late", None, "dead"),
+        ("r17", "running", "success"),
+        ("r3", "running", "dead"),
+    ]
+
+
+async def _move_the_high_water(harness: Harness, monitor: Monitor) -> None:
+    """Five cycles ten minutes apart, four new jobs each: the walk's floor moves on."""
+    for step in range(5):
+        harness.clock.advance(600)
+        for index in range(4):
+            harness.world.add_job(queue="etl", name=f"new{step}-{index}", state="running")
+        await monitor.run_cycle()
+
+
+async def test_reconciliation_finds_a_job_the_newest_first_walk_could_not_reach(
+    harness: Harness,
+) -> None:
+    harness.overrides["poll"] = {**QUIET, "full_resync": "1s"}
+    add_history(harness.world, 30)
+    async with harness.monitor() as monitor:
+        await monitor.run_cycle()
+        await _move_the_high_water(harness, monitor)
+        late = harness.world.add_job(
+            queue="etl", name="late", state="dead", created=harness.clock() - timedelta(minutes=25)
+        )
+        harness.clock.advance(30)
+        await monitor.run_cycle()
+        found = monitor.metrics.registry.get_sample_value(
+            "dli_monitor_reconcile_discrepancies_total", {"queue": "etl"}
+        )
+    late_events = [p for p in harness.receiver.payloads() if p["job"]["id"] == late.id]
+    assert [(p["kind"], p["to_state"]) for p in late_events] == [("appeared", "dead")]
+    assert found == 1.0
+
+
+async def test_without_reconciliation_that_job_goes_unseen(harness: Harness) -> None:
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 30)
+    async with harness.monitor() as monitor:
+        await monitor.run_cycle()
+        await _move_the_high_water(harness, monitor)
+        harness.world.add_job(
+            queue="etl", name="late", state="dead", created=harness.clock() - timedelta(minutes=25)
+        )
+        harness.clock.advance(30)
+        await monitor.run_cycle()
+    assert "late" not in {name for name, _f, _t in events(harness)}
+
+
+async def test_the_budget_stretches_the_interval_and_says_so_once(harness: Harness) -> None:
+    harness.overrides["poll"] = {**QUIET, "interval": "1s"}
+    overrides = {"dli": {**harness.config()["dli"], "max_requests_per_minute": 60}}
+    harness.world.add_job(queue="etl", name="x", state="running")
+    with capture_logs() as logs:
+        async with harness.monitor(**overrides) as monitor:
+            await monitor.run_cycle()
+            harness.clock.advance(5)
+            await monitor.run_cycle()
+            gauge = monitor.metrics.registry.get_sample_value(
+                "dli_monitor_effective_poll_interval_seconds"
+            )
+            interval = monitor.interval_s
+    assert interval == 4.0  # four requests a cycle at one request a second
+    assert gauge == 4.0
+    stretched = [e for e in logs if e["event"].startswith("poll interval stretched")]
+    assert len(stretched) == 1
+    assert stretched[0]["configured_s"] == 1.0 and stretched[0]["effective_s"] == 4.0
+
+
+async def test_state_calls_wait_for_the_budget_and_nothing_is_said_meanwhile(
+    harness: Harness,
+) -> None:
+    harness.overrides["poll"] = {**QUIET, "interval": "1s", "overlap": "1s"}
+    overrides = {"dli": {**harness.config()["dli"], "max_requests_per_minute": 60}}
+    an_hour_ago = harness.clock() - timedelta(hours=1)
+    jobs = [
+        harness.world.add_job(queue="etl", name=f"r{i}", state="running", created=an_hour_ago)
+        for i in range(3)
+    ]
+    add_history(harness.world, 12, hours=0.5)  # the walk's first page holds only these
+    async with harness.monitor(**overrides) as monitor:
+        await monitor.run_cycle()  # 4 requests: the allowance becomes 4 a cycle
+        for job in jobs:
+            harness.world.set_state(job.id, "dead")
+        harness.clock.advance(5)
+        before = len(harness.world.requests)
+        first = await monitor.run_cycle()
+        asked_first = [q for q in requests_of(harness.world, before) if q["op"] == "get_state"]
+        harness.clock.advance(10)
+        await monitor.run_cycle()
+    assert first.events == 0 and asked_first == []  # listings first; confirmations next cycle
+    assert sorted(events(harness)) == [(f"r{i}", "running", "dead") for i in range(3)]
+
+
+async def _scenario_events(tmp_path: Path, mode: str, seed: int) -> list[tuple[Any, ...]]:
+    """Run one seeded scenario of starts, ends and short-lived jobs; the events it produced."""
+    rng = random.Random(seed)
+    async with _harness(tmp_path / mode, FakeClock()) as harness:
+        harness.overrides["poll"] = {"interval": "30s", "mode": mode, "full_resync": "10m"}
+        add_history(harness.world, 60)
+        live: list[str] = []
+        async with harness.monitor() as monitor:
+            await monitor.run_cycle()
+            for step in range(30):
+                harness.clock.advance(30)
+                _scenario_step(harness.world, rng, live, step)
+                await monitor.run_cycle()
+        return sorted(
+            (p["kind"], p["job"]["name"], p["from_state"], p["to_state"])
+            for p in harness.receiver.payloads()
+        )
+
+
+def _scenario_step(world: World, rng: random.Random, live: list[str], step: int) -> None:
+    """Start a few jobs, move some along, end some (a tenth of the ends dead), blink some."""
+    moves = {"starting": ["running"], "recovering": ["running"], "running": ["recovering"]}
+    for index in range(rng.randint(0, 4)):
+        job = world.add_job(queue=rng.choice(["etl", "adhoc"]), name=f"j{step}-{index}")
+        live.append(job.id)
+    for job_id in list(live):
+        if rng.random() > 0.4:
+            continue
+        state = world.get(job_id).state
+        if state == "running" and rng.random() < 0.6:
+            world.set_state(job_id, "dead" if rng.random() < 0.1 else "success")
+            live.remove(job_id)
+        else:
+            world.set_state(job_id, rng.choice(moves[state]))
+    if rng.random() < 0.3:
+        blink = world.add_job(queue="etl", name=f"blink{step}")
+        world.set_state(blink.id, rng.choice(["dead", "success"]))
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+async def test_both_modes_report_the_same_events_on_a_seeded_scenario(
+    tmp_path: Path, seed: int
+) -> None:
+    incremental = await _scenario_events(tmp_path, "incremental", seed)
+    full = await _scenario_events(tmp_path, "full", seed)
+    assert len(incremental) > 40
+    assert incremental == full
