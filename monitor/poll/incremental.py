@@ -68,6 +68,8 @@ class _Unit:
     active: list[Listing] = field(default_factory=list)
     new: Listing | None = None
     error: BaseException | None = None
+    high_water: datetime | None = None
+    """The oldest high water of the unit's targets before this cycle's walk."""
 
 
 class IncrementalPoller:
@@ -154,7 +156,10 @@ class IncrementalPoller:
         size = self._options.page_size
         calls: list[tuple[_Unit, str, Awaitable[Listing]]] = []
         for unit in units:
-            floor = self._floor([marks.get(t) for t in unit.targets])
+            unit_marks = [marks.get(t) for t in unit.targets]
+            floor = self._floor(unit_marks)
+            if floor is not FIRST_PAGE_ONLY:
+                unit.high_water = floor + timedelta(seconds=self._options.overlap_s)
             walk = fetch_listing(self._client, queue_name=unit.queue, page_size=size, floor=floor)
             calls.append((unit, "new", walk))
             for state in ACTIVE_STATES:
@@ -216,8 +221,12 @@ class IncrementalPoller:
             queues = None if unit.queue is None else {unit.queue}
             self._planner.learn(active, fresh, queues=queues)
             self._index.add(fresh)
-            for reconciler in self._reconcilers.values():
-                reconciler.shift(len(fresh))
+            created = [job.create_time for job in fresh if job.create_time is not None]
+            water = unit.high_water
+            arrived = len(created) if water is None else sum(t > water for t in created)
+            reconciler = self._reconcilers.get(unit.queue)
+            if reconciler is not None:
+                reconciler.shift(arrived)
 
     async def _resolve_ended(
         self, observations: Mapping[str, Observation], tracked: Mapping[str, Snapshot | None]
