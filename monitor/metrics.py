@@ -304,9 +304,15 @@ class Metrics:
             depth, oldest = pending.get(sink, (0, None))
             self._ages.outbox(sink, oldest if depth > 0 else None)
 
-    def set_snapshot(self, target: str, jobs: Iterable[Job]) -> None:
-        """Replace what the job collectors report for one target with this complete listing."""
-        self._view.replace(target, jobs)
+    def set_snapshot(
+        self,
+        target: str,
+        jobs: Iterable[Job],
+        history: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
+        """Replace what the job collectors report for one target (`history`: ended jobs per
+        (queue, state) known only by count)."""
+        self._view.replace(target, jobs, history)
 
     def set_config_loaded(self, ok: bool) -> None:
         """Record whether the last configuration load succeeded."""

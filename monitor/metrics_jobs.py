@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,13 +43,34 @@ class JobView:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._targets: dict[str, dict[str, Job]] = {}
+        self._history: dict[str, dict[tuple[str, str], int]] = {}
 
-    def replace(self, target: str, jobs: Iterable[Job]) -> None:
-        """Replace the target's listing; what the old listing held is forgotten."""
+    def replace(
+        self,
+        target: str,
+        jobs: Iterable[Job],
+        history: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
+        """Replace the target's listing; what the old listing held is forgotten.
+
+        `history` counts, per (queue, state), the target's ended jobs that are not in `jobs`
+        (incremental polling keeps only recent ones in memory); they count in
+        `dli_batch_jobs` but get no per-job series.
+        """
         listing = {job.id: job for job in jobs}
         with self._lock:
             self._targets.pop(target, None)
             self._targets[target] = listing  # re-inserted last: the freshest view wins on overlap
+            self._history[target] = dict(history or {})
+
+    def history(self) -> Tally[tuple[str, str]]:
+        """Ended jobs per (queue, state) that only the counts know of, over every target."""
+        with self._lock:
+            parts = list(self._history.values())
+        total: Tally[tuple[str, str]] = Tally()
+        for part in parts:
+            total.update(part)
+        return total
 
     def jobs(self) -> list[tuple[str, Job]]:
         """Every job once, as (its queue, or else its target; the newest sighting)."""
@@ -80,6 +101,7 @@ class JobCountCollector:
     def counts(self) -> dict[tuple[str, str], int]:
         """Jobs per (queue, state), every DLI state zero-filled for every known queue."""
         tally = Tally((queue, job.state.value) for queue, job in self._view.jobs())
+        tally.update(self._view.history())
         with self._lock:
             queues = self._queues | {queue for queue, _ in tally}
         for queue in queues:

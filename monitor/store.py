@@ -232,6 +232,15 @@ class Store:
             jobs[job_id] = job
         return TargetState(jobs=jobs, baseline_at=_unstamp(row[0]))
 
+    def count_jobs(self, target: str) -> dict[tuple[str, str], int]:
+        """Stored jobs of a target per (queue, state)."""
+        rows = self._db.execute(
+            "SELECT json_extract(data, '$.queue'), json_extract(data, '$.state'), COUNT(*)"
+            " FROM jobs WHERE target = ? GROUP BY 1, 2",
+            (target,),
+        )
+        return {(str(queue), str(state)): int(count) for queue, state, count in rows}
+
     def lookup_jobs(self, target: str, job_ids: Collection[str]) -> dict[str, Job]:
         """The stored records of those of `job_ids` the target knows (history included)."""
         found: dict[str, Job] = {}

@@ -13,6 +13,8 @@ store and is looked up when a listing shows it again, so an old job is never new
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import structlog
@@ -51,6 +53,8 @@ class Committer:
         self._keep_ended_s = keep_ended_s
         self._snapshots: dict[str, dict[str, Job] | None] = {}
         self._marks: dict[str, PollMark | None] = {}
+        self._history: dict[str, Counter[tuple[str, str]]] = {}
+        """Incremental mode: stored jobs per (queue, state) that memory does not hold."""
         self._unknown_logged: set[str] = set()
 
     def snapshot(self, target: str, now: datetime) -> dict[str, Job] | None:
@@ -59,6 +63,10 @@ class Committer:
             since = None if self._keep_ended_s is None else now - self._ended_window
             state = self._store.load_target(target, ended_since=since)
             self._snapshots[target] = dict(state.jobs) if state is not None else None
+            if since is not None and state is not None:
+                history = Counter(self._store.count_jobs(target))
+                history.subtract(_tally(state.jobs.values()))
+                self._history[target] = +history
         return self._snapshots[target]
 
     def mark(self, target: str) -> PollMark | None:
@@ -75,11 +83,11 @@ class Committer:
         """Diff, evaluate the rules and commit one target's observation; returns its result."""
         self._note(target, observation)
         previous = self.snapshot(target, now)
-        known = previous
+        known, stored = previous, {}
         if previous is not None:
             unknown = [job_id for job_id in observation.sightings if job_id not in previous]
-            if unknown:
-                known = {**previous, **self._store.lookup_jobs(target, unknown)}
+            stored = self._store.lookup_jobs(target, unknown) if unknown else {}
+            known = {**previous, **stored} if stored else previous
         mark = observation.mark
         result = diff(
             known,
@@ -112,7 +120,8 @@ class Committer:
         self._marks[target] = mark if mark is not None else self._marks.get(target)
         kept = self._keep(result.snapshot, now)
         self._snapshots[target] = kept
-        self._metrics.set_snapshot(target, kept.values())
+        counted = self._rehome(target, result.snapshot, kept, stored)
+        self._metrics.set_snapshot(target, kept.values(), counted)
         self._count(inserted, observation, routing)
         if previous is None:
             log.info("baseline recorded", jobs=len(result.snapshot))
@@ -136,6 +145,26 @@ class Committer:
             elif job.state_since is not None and job.state_since >= since:
                 kept[job_id] = dataclasses.replace(job, log_tail=()) if job.log_tail else job
         return kept
+
+    def _rehome(
+        self,
+        target: str,
+        snapshot: dict[str, Job],
+        kept: dict[str, Job],
+        stored: dict[str, Job],
+    ) -> Counter[tuple[str, str]] | None:
+        """Move jobs between memory and the counted history; the history after the move.
+
+        The jobs looked up in the store leave the history (counted with their old state), and
+        whatever the new snapshot holds that memory does not keep joins it.
+        """
+        if self._keep_ended_s is None:
+            return None
+        history = self._history.setdefault(target, Counter())
+        history.subtract(_tally(stored.values()))
+        history.update(_tally(job for job_id, job in snapshot.items() if job_id not in kept))
+        self._history[target] = +history
+        return self._history[target]
 
     def _note(self, target: str, observation: Observation) -> None:
         """Count and log (once per raw value) what the API sent that we could not use."""
@@ -174,3 +203,8 @@ class Committer:
         if event.kind is EventKind.APPEARED:
             from_state = "none"
         self._metrics.record_transition(event.queue, from_state, to_state)
+
+
+def _tally(jobs: Iterable[Job]) -> Counter[tuple[str, str]]:
+    """Jobs per (queue, state)."""
+    return Counter((job.queue, job.state.value) for job in jobs)

@@ -326,3 +326,51 @@ async def test_both_modes_report_the_same_events_on_a_seeded_scenario(
     full = await _scenario_events(tmp_path, "full", seed)
     assert len(incremental) > 40
     assert incremental == full
+
+
+async def test_job_counts_include_the_history_memory_does_not_hold(harness: Harness) -> None:
+    harness.overrides["poll"] = {**QUIET, "full_resync": "1s"}
+    add_history(harness.world, 100)  # 10 dead, 90 success, two days old
+    job = harness.world.add_job(queue="etl", name="live", state="running")
+
+    def counts(monitor: Monitor) -> tuple[float | None, ...]:
+        registry = monitor.metrics.registry
+        return tuple(
+            registry.get_sample_value("dli_batch_jobs", {"queue": "etl", "state": state})
+            for state in ("running", "dead", "success")
+        )
+
+    async with harness.monitor() as monitor:
+        await monitor.run_cycle()  # the baseline and a whole reconciliation pass
+        assert counts(monitor) == (1.0, 10.0, 90.0)
+        memory = monitor.cycle.snapshot("etl") or {}
+        assert len(memory) == 3  # the active job, and two that ended within the series TTL
+        assert all(not j.log_tail for j in memory.values() if j.state.is_terminal)
+        harness.world.set_state(job.id, "dead")
+        harness.clock.advance(30)
+        await monitor.run_cycle()
+        assert counts(monitor) == (0.0, 11.0, 90.0)
+    harness.clock.advance(7200)  # the ended job leaves memory; a restart counts from the store
+    async with harness.monitor() as monitor:
+        await monitor.run_cycle()
+        assert counts(monitor) == (0.0, 11.0, 90.0)
+        assert monitor.cycle.snapshot("etl") == {}
+
+
+async def test_a_state_file_kept_by_full_listings_carries_on_incrementally(
+    harness: Harness,
+) -> None:
+    add_history(harness.world, 40)
+    job = harness.world.add_job(queue="etl", name="live", state="running")
+    harness.overrides["poll"] = {"interval": "30s", "mode": "full"}
+    await harness.cycle()
+    harness.overrides["poll"] = QUIET
+    harness.clock.advance(30)
+    quiet = await harness.cycle()
+    harness.world.set_state(job.id, "dead")
+    harness.clock.advance(30)
+    harness.world.add_job(queue="etl", name="blink", state="dead")
+    harness.clock.advance(30)
+    await harness.cycle()
+    assert quiet.ok and quiet.events == 0
+    assert sorted(events(harness)) == [("blink", None, "dead"), ("live", "running", "dead")]
