@@ -26,7 +26,7 @@ from typing import TypeVar
 import structlog
 
 from monitor.dli.client import DliClient
-from monitor.dli.errors import DliAuthError
+from monitor.dli.errors import DliAuthError, DliError
 from monitor.models import Job, PollMark, Snapshot
 from monitor.poll.listing import (
     ALL_QUEUES,
@@ -36,9 +36,17 @@ from monitor.poll.listing import (
     ask_states,
     fetch_listing,
     fetch_page,
+    find_in_listing,
 )
 from monitor.poll.observation import Observation
-from monitor.poll.plan import ACTIVE_STATES, ENDED_STATES, EndedIndex, Planner, walk_ended_cost
+from monitor.poll.plan import (
+    ACTIVE_STATES,
+    ENDED_STATES,
+    EndedIndex,
+    EndedPlan,
+    Planner,
+    plan_ended,
+)
 from monitor.poll.reconcile import PassReport, Reconciler
 
 log = structlog.get_logger(__name__)
@@ -115,7 +123,7 @@ class IncrementalPoller:
                 out[target] = self._observation(unit, target, marks.get(target), now)
         self._learn(units)
         observations = {t: o for t, o in out.items() if isinstance(o, Observation)}
-        postponed = await self._resolve_ended(observations, tracked)
+        postponed = await self._resolve_ended(observations, tracked, now)
         self._planner.record_core(self.spent() + postponed)
         await self._reconcile(observations, units, self._planner.allowance() - self.spent())
         self._forget(tracked)
@@ -229,7 +237,10 @@ class IncrementalPoller:
                 reconciler.shift(arrived)
 
     async def _resolve_ended(
-        self, observations: Mapping[str, Observation], tracked: Mapping[str, Snapshot | None]
+        self,
+        observations: Mapping[str, Observation],
+        tracked: Mapping[str, Snapshot | None],
+        now: datetime,
     ) -> int:
         """Learn the new state of tracked active jobs that no listing showed this cycle.
 
@@ -245,9 +256,10 @@ class IncrementalPoller:
         if not missing:
             return 0
         jobs = {job_id: job for job_id, (_t, job) in missing.items()}
-        cost = walk_ended_cost(self._index, jobs, self._options.page_size, None)
-        if self._project_wide and cost is not None and cost < len(jobs):
-            await self._walk_ended(jobs, observations, missing)
+        if self._project_wide:
+            plan = plan_ended(self._index, jobs.values(), self._options.page_size, now)
+            if plan.floor is not None:
+                await self._walk_ended(plan, set(jobs), observations, missing)
         left = [job for job_id, job in jobs.items() if not _sighted(observations, missing[job_id])]
         room = self._planner.allowance() - self.spent()
         asked = left if room >= len(left) else left[: max(0, int(room))]
@@ -263,29 +275,35 @@ class IncrementalPoller:
 
     async def _walk_ended(
         self,
-        jobs: Mapping[str, Job],
+        plan: EndedPlan,
+        wanted: set[str],
         observations: Mapping[str, Observation],
         missing: Mapping[str, tuple[str, Job]],
     ) -> None:
-        """Walk the `dead` and `success` listings down to the oldest missing job."""
-        oldest = min(job.create_time for job in jobs.values() if job.create_time is not None)
-        size = self._options.page_size
-        walks = [
-            self._limited(
-                fetch_listing(self._client, state=state.value, page_size=size, floor=oldest)
-            )
-            for state in ENDED_STATES
-        ]
-        for result in await asyncio.gather(*walks, return_exceptions=True):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            if isinstance(result, BaseException):
-                log.info("ended listing failed; asking states instead", error=str(result))
-                continue
-            self._index.add(result.jobs.values())
-            for job_id, job in result.jobs.items():
+        """Walk the `dead` then the `success` listing for the missing jobs, as planned."""
+        assert plan.floor is not None
+        for state in ENDED_STATES:
+            try:
+                listing = await self._limited(
+                    find_in_listing(
+                        self._client,
+                        state=state.value,
+                        page_size=self._options.page_size,
+                        floor=plan.floor,
+                        wanted=wanted,
+                        max_pages=plan.pages + 1,
+                    )
+                )
+            except DliError as exc:
+                log.info("ended listing failed; asking states instead", error=str(exc))
+                return
+            self._index.add(listing.jobs.values())
+            for job_id, job in listing.jobs.items():
                 if job_id in missing:
                     observations[missing[job_id][0]].see(job)
+            wanted -= listing.jobs.keys()
+            if not wanted:
+                return
 
     async def _reconcile(
         self, observations: Mapping[str, Observation], units: Sequence[_Unit], room: float

@@ -159,6 +159,41 @@ async def fetch_listing(
     )
 
 
+async def find_in_listing(
+    client: DliClient,
+    *,
+    state: str,
+    page_size: int,
+    floor: datetime,
+    wanted: set[str],
+    max_pages: int,
+) -> Listing:
+    """Walk one state's listing newest first until every `wanted` job was met, or the walk
+    reaches `floor`, its end, or `max_pages`.
+
+    Every row met is a valid sighting whatever the order, so nothing here raises for order or
+    counts: a job the walk did not meet is simply asked about another way.
+    """
+    walk = _Walk(default_queue=NO_QUEUE)
+    offset = 0
+    while walk.pages < max_pages:
+        page = await client.list_batches(offset=offset, size=page_size, state=state)
+        walk.take(page)
+        if wanted <= walk.jobs.keys() or len(page.rows) + page.malformed < page_size:
+            break
+        if walk.oldest is not None and walk.oldest < floor:
+            break
+        offset += page_size
+    return Listing(
+        jobs=walk.jobs,
+        pages=walk.pages,
+        malformed=walk.malformed,
+        unknown_states=frozenset(walk.unknown),
+        reached_end=False,
+        newest=walk.newest,
+    )
+
+
 async def fetch_page(
     client: DliClient, *, offset: int, page_size: int, queue_name: str | None
 ) -> tuple[Listing, int]:

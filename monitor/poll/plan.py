@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -108,16 +108,22 @@ class Planner:
 
 @dataclass
 class EndedIndex:
-    """Creation times of the ended jobs seen since this process started, per queue and state.
+    """Creation times of the jobs seen since this process started, to price ended walks.
 
-    It estimates how many rows a `state=dead` or `state=success` walk must read to reach a
-    given creation time. Jobs created before `covered_since` may be missing from it, so an
-    estimate reaching back past that is refused (None): state calls are then the safe choice.
+    It estimates how many rows a `state=dead` or `state=success` walk reads to reach a given
+    creation time: exactly for the ended jobs created since `covered_since` (every job created
+    after it is seen by a newest-first walk), and by extrapolating the creation rate seen since
+    then for older ones (None while that rate is unknown, the first `MIN_SPAN_S`).
     """
 
     covered_since: datetime | None = None
-    _times: dict[tuple[str, JobState], list[float]] = field(default_factory=dict)
-    _seen: dict[str, tuple[str, JobState, float]] = field(default_factory=dict)
+    created: int = 0
+    """Jobs created since `covered_since`, of any state."""
+    _times: dict[JobState, list[float]] = field(default_factory=dict)
+    _seen: set[str] = field(default_factory=set)
+    _fresh: set[str] = field(default_factory=set)
+
+    MIN_SPAN_S = 10.0
 
     def cover_from(self, moment: datetime) -> None:
         """Start coverage at `moment` (the first high water of this process)."""
@@ -125,53 +131,83 @@ class EndedIndex:
             self.covered_since = moment
 
     def add(self, jobs: Iterable[Job]) -> None:
-        """Index every ended job among `jobs` not indexed yet."""
+        """Index the ended jobs among `jobs`, and count every job created since coverage."""
         for job in jobs:
-            if job.state not in ENDED_STATES or job.create_time is None or job.id in self._seen:
+            if job.create_time is None:
                 continue
-            stamp = job.create_time.timestamp()
-            self._seen[job.id] = (job.queue, job.state, stamp)
-            bisect.insort(self._times.setdefault((job.queue, job.state), []), stamp)
+            after = self.covered_since is not None and job.create_time > self.covered_since
+            if after and job.id not in self._fresh:
+                self._fresh.add(job.id)
+                self.created += 1
+            if job.state not in ENDED_STATES or job.id in self._seen:
+                continue
+            self._seen.add(job.id)
+            bisect.insort(self._times.setdefault(job.state, []), job.create_time.timestamp())
 
-    def rows_since(self, moment: datetime, state: JobState, queues: set[str] | None) -> int | None:
-        """Ended jobs in `state` created at or after `moment` (None when not covered)."""
-        if self.covered_since is None or moment < self.covered_since:
+    def rows_since(self, moment: datetime, state: JobState, now: datetime) -> float | None:
+        """About how many jobs in `state` were created at or after `moment` (None: unknown)."""
+        if self.covered_since is None:
             return None
-        stamp = moment.timestamp()
-        return sum(
-            len(times) - bisect.bisect_left(times, stamp)
-            for (queue, kind), times in self._times.items()
-            if kind is state and (queues is None or queue in queues)
+        times = self._times.get(state, [])
+        exact = len(times) - bisect.bisect_left(times, moment.timestamp())
+        if moment >= self.covered_since:
+            return exact
+        span = (now - self.covered_since).total_seconds()
+        if span < self.MIN_SPAN_S:
+            return None
+        covered = len(times) - bisect.bisect_left(times, self.covered_since.timestamp())
+        ended = sum(
+            len(t) - bisect.bisect_left(t, self.covered_since.timestamp())
+            for t in self._times.values()
         )
+        share = covered / ended if ended else 0.5
+        rate = max(self.created, ended) / span
+        return exact + rate * share * (self.covered_since - moment).total_seconds()
 
     def forget_before(self, moment: datetime) -> None:
         """Drop what is older than any walk can need (the oldest tracked active job)."""
-        stamp = moment.timestamp()
-        stale = [job_id for job_id, (_q, _s, t) in self._seen.items() if t < stamp]
-        if len(stale) < 1000:
-            return  # pruning is a rebuild: only worth it in bulk
-        for job_id in stale:
-            del self._seen[job_id]
-        for key, times in self._times.items():
+        stamp = min(moment, self.covered_since or moment).timestamp()
+        for times in self._times.values():
             del times[: bisect.bisect_left(times, stamp)]
-            self._times[key] = times
 
 
-def walk_ended_cost(
-    index: EndedIndex,
-    missing: Mapping[str, Job],
-    page_size: int,
-    queues: set[str] | None,
-) -> int | None:
-    """Requests to find `missing` jobs in the ended listings (None when it cannot be told)."""
-    created = [job.create_time for job in missing.values()]
-    if not created or any(moment is None for moment in created):
-        return None
-    oldest = min(moment for moment in created if moment is not None)
-    total = 0
-    for state in ENDED_STATES:
-        rows = index.rows_since(oldest, state, queues)
-        if rows is None:
-            return None
-        total += pages(rows + len(missing), page_size)
-    return total
+@dataclass(frozen=True, slots=True)
+class EndedPlan:
+    """How to learn the new state of jobs that left the active listings."""
+
+    floor: datetime | None
+    """Walk the ended listings down to this creation time (None: no walk)."""
+    pages: int
+    """The pages the walks are expected to need (the cap on each walk)."""
+    state_calls: int
+    """Jobs expected to be left for state calls (created before `floor`)."""
+
+
+def plan_ended(
+    index: EndedIndex, missing: Iterable[Job], page_size: int, now: datetime
+) -> EndedPlan:
+    """The cheapest split: walk down to the creation time of some missing job, ask the rest.
+
+    Walking to the i-th newest missing job costs the pages of both ended listings down to its
+    creation time; the older ones cost one state call each. The split with the lowest total
+    wins; not walking at all (every job a state call) is one of the candidates.
+    """
+    jobs = sorted(
+        (job for job in missing if job.create_time is not None),
+        key=lambda job: job.create_time or now,
+        reverse=True,
+    )
+    unplaced = sum(1 for job in missing if job.create_time is None)
+    best = EndedPlan(None, 0, len(jobs) + unplaced)
+    for rank, job in enumerate(jobs, start=1):
+        assert job.create_time is not None
+        cost = 0
+        for state in ENDED_STATES:
+            rows = index.rows_since(job.create_time, state, now)
+            if rows is None:
+                return best
+            cost += pages(int(rows) + rank, page_size)
+        older = len(jobs) - rank + unplaced
+        if cost + older < best.pages + best.state_calls:
+            best = EndedPlan(job.create_time, cost, older)
+    return best

@@ -374,3 +374,35 @@ async def test_a_state_file_kept_by_full_listings_carries_on_incrementally(
     await harness.cycle()
     assert quiet.ok and quiet.events == 0
     assert sorted(events(harness)) == [("blink", None, "dead"), ("live", "running", "dead")]
+
+
+async def test_a_burst_of_deaths_is_read_from_the_dead_listing_not_job_by_job(
+    harness: Harness,
+) -> None:
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 40, hours=0.4)
+    async with harness.monitor() as monitor:
+        await monitor.run_cycle()
+        harness.clock.advance(30)
+        burst = [
+            harness.world.add_job(queue="etl", name=f"b{i}", state="running") for i in range(30)
+        ]
+        await monitor.run_cycle()
+        for name, count in (("middle", 15), ("later", 12)):  # the walk's floor moves past them
+            harness.clock.advance(300)
+            for index in range(count):
+                harness.world.add_job(queue="etl", name=f"{name}{index}", state="running")
+            await monitor.run_cycle()
+        harness.clock.advance(60)
+        for job in burst:
+            harness.world.set_state(job.id, "dead")
+        before = len(harness.world.requests)
+        report = await monitor.run_cycle()
+    sent = requests_of(harness.world, before)
+    state_calls = [q for q in sent if q["op"] == "get_state"]
+    dead_walk = [q for q in sent if q.get("state") == "dead"]
+    assert report.events == 30
+    assert len(dead_walk) == 3 and state_calls == []  # 30 rows at 10 a page, nothing else
+    assert len(sent) == 7 + 3  # walk 2, running 3, starting 1, recovering 1; the dead walk
+    died = [name for name, _f, to in events(harness) if to == "dead"]
+    assert sorted(died) == sorted(f"b{i}" for i in range(30))

@@ -9,7 +9,7 @@ import pytest
 
 from monitor.models import Job, JobState
 from monitor.poll.listing import ListingIncomplete, check_total
-from monitor.poll.plan import EndedIndex, Planner, pages, walk_ended_cost
+from monitor.poll.plan import EndedIndex, Planner, pages, plan_ended
 from monitor.poll.reconcile import OVERLAP_ROWS, Reconciler
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -64,22 +64,43 @@ def test_the_ended_index_counts_ended_jobs_created_since_a_moment() -> None:
     index.add([job(f"d{i}", JobState.DEAD, minutes=i) for i in range(10)])
     index.add([job(f"s{i}", JobState.SUCCESS, minutes=i) for i in range(30)])
     index.add([job("d0", JobState.DEAD)])  # seen twice, counted once
-    index.add([job("r", JobState.RUNNING)])  # not ended
-    assert index.rows_since(T0 + timedelta(minutes=5), JobState.DEAD, None) == 5
-    assert index.rows_since(T0, JobState.SUCCESS, {"etl"}) == 30
-    assert index.rows_since(T0, JobState.SUCCESS, {"other"}) == 0
-    assert index.rows_since(T0 - timedelta(minutes=1), JobState.DEAD, None) is None
+    index.add([job("r", JobState.RUNNING, minutes=1)])  # not ended, but created
+    now = T0 + timedelta(minutes=1)
+    assert index.rows_since(T0 + timedelta(minutes=5), JobState.DEAD, now) == 5
+    assert index.rows_since(T0, JobState.SUCCESS, now) == 30
+    assert index.rows_since(T0 - timedelta(minutes=1), JobState.DEAD, T0) is None  # no rate yet
 
 
-def test_walking_the_ended_listings_is_priced_from_the_index() -> None:
+def test_before_its_coverage_the_index_extrapolates_the_creation_rate() -> None:
     index = EndedIndex()
     index.cover_from(T0)
-    index.add([job(f"s{i}", JobState.SUCCESS, minutes=i) for i in range(150)])
-    missing = {f"m{i}": job(f"m{i}", JobState.RUNNING, minutes=100) for i in range(100)}
-    # dead: 0 + 100 missing → 2 pages; success: 50 since minute 100 + 100 → 2 pages
-    assert walk_ended_cost(index, missing, 100, None) == 4
-    older = {"old": job("old", JobState.RUNNING, minutes=-5)}
-    assert walk_ended_cost(index, older, 100, None) is None  # before coverage: unknown
+    index.add([job(f"s{i}", JobState.SUCCESS, minutes=i + 0.5) for i in range(30)])
+    index.add([job(f"d{i}", JobState.DEAD, minutes=i + 0.5) for i in range(10)])
+    now = T0 + timedelta(minutes=40)  # 40 ended jobs in 40 minutes: one a minute, 3/4 success
+    rows = index.rows_since(T0 - timedelta(minutes=20), JobState.SUCCESS, now)
+    assert rows == pytest.approx(30 + 20 * 0.75)
+
+
+def test_young_jobs_are_found_by_walking_and_old_ones_asked_one_by_one() -> None:
+    index = EndedIndex()
+    index.cover_from(T0)
+    index.add([job(f"s{i}", JobState.SUCCESS, minutes=i / 10) for i in range(150)])
+    now = T0 + timedelta(minutes=15)
+    young = [job(f"y{i}", JobState.RUNNING, minutes=14) for i in range(100)]
+    old = [job("old", JobState.RUNNING, minutes=-60 * 24 * 3)]  # three days before coverage
+    plan = plan_ended(index, [*young, *old], 100, now)
+    assert plan.floor == T0 + timedelta(minutes=14)
+    assert plan.pages + plan.state_calls == 5  # e.g. 2 + 2 pages down to all young, 1 call
+    assert plan.state_calls <= 2
+
+
+def test_a_few_jobs_that_ended_are_asked_about_directly() -> None:
+    index = EndedIndex()
+    index.cover_from(T0)
+    index.add([job(f"s{i}", JobState.SUCCESS, minutes=i / 10) for i in range(150)])
+    now = T0 + timedelta(minutes=15)
+    plan = plan_ended(index, [job("a", JobState.RUNNING, minutes=1)], 100, now)
+    assert plan.floor is None and plan.state_calls == 1
 
 
 def test_reconciliation_is_paced_to_finish_a_pass_per_period() -> None:
