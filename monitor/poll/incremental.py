@@ -216,7 +216,7 @@ class IncrementalPoller:
             observation.take(listing, keep)
         observation.take(unit.new, keep)
         observation.mark = _next_mark(mark, unit.new.newest, now)
-        self._index.cover_from(observation.mark.high_water or now)
+        self._index.cover_from(observation.mark.high_water or now, unit.new.jobs.values())
         return observation
 
     def _learn(self, units: Sequence[_Unit]) -> None:

@@ -119,16 +119,28 @@ class EndedIndex:
     covered_since: datetime | None = None
     created: int = 0
     """Jobs created since `covered_since`, of any state."""
+    seed: tuple[int, float, dict[JobState, int]] = (0, 0.0, {})
+    """From the first walk's rows: how many, over how many seconds of creation times, and
+    how many of them per ended state (the rate and mix before anything was counted)."""
     _times: dict[JobState, list[float]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _fresh: set[str] = field(default_factory=set)
 
     MIN_SPAN_S = 10.0
 
-    def cover_from(self, moment: datetime) -> None:
-        """Start coverage at `moment` (the first high water of this process)."""
-        if self.covered_since is None:
-            self.covered_since = moment
+    def cover_from(self, moment: datetime, rows: Iterable[Job] = ()) -> None:
+        """Start coverage at `moment` (the first high water of this process); `rows` (the
+        first walk's) seed the creation rate and the mix of ended states."""
+        if self.covered_since is not None:
+            return
+        self.covered_since = moment
+        times = sorted(job.create_time.timestamp() for job in rows if job.create_time)
+        mix: dict[JobState, int] = {}
+        for job in rows:
+            if job.state in ENDED_STATES:
+                mix[job.state] = mix.get(job.state, 0) + 1
+        if len(times) > 1:
+            self.seed = (len(times), max(times[-1] - times[0], 1.0), mix)
 
     def add(self, jobs: Iterable[Job]) -> None:
         """Index the ended jobs among `jobs`, and count every job created since coverage."""
@@ -152,16 +164,16 @@ class EndedIndex:
         exact = len(times) - bisect.bisect_left(times, moment.timestamp())
         if moment >= self.covered_since:
             return exact
-        span = (now - self.covered_since).total_seconds()
-        if span < self.MIN_SPAN_S:
+        seed_rows, seed_span, seed_mix = self.seed
+        span = max((now - self.covered_since).total_seconds(), 0.0)
+        if span < self.MIN_SPAN_S and not seed_rows:
             return None
-        covered = len(times) - bisect.bisect_left(times, self.covered_since.timestamp())
-        ended = sum(
-            len(t) - bisect.bisect_left(t, self.covered_since.timestamp())
-            for t in self._times.values()
-        )
-        share = covered / ended if ended else 0.5
-        rate = max(self.created, ended) / span
+        since = self.covered_since.timestamp()
+        covered = len(times) - bisect.bisect_left(times, since)
+        ended = sum(len(t) - bisect.bisect_left(t, since) for t in self._times.values())
+        mix_ended = ended + sum(seed_mix.values())
+        share = (covered + seed_mix.get(state, 0)) / mix_ended if mix_ended else 0.5
+        rate = (max(self.created, ended) + seed_rows) / max(span + seed_span, 1.0)
         return exact + rate * share * (self.covered_since - moment).total_seconds()
 
     def forget_before(self, moment: datetime) -> None:

@@ -16,9 +16,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-SMOKE_MODES = ("full",)
-"""The poll modes the smoke run covers, each of which must have run; add "incremental" here
-once `poll.mode: incremental` has landed."""
+SMOKE_MODES = ("incremental", "full")
+"""The poll modes the smoke run covers, each of which must have run."""
 
 
 @pytest.mark.slow

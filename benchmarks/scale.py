@@ -1,0 +1,367 @@
+"""Scale benchmark: what a poll cycle of the real daemon costs as the project grows, per poll mode.
+
+``python -m benchmarks.scale [--scenarios S,M,L] [--modes incremental,full] [--cycles N]
+[--interval S] [--seed N] [--quick] [--out FILE] [--mode-key auto|always|never]``
+
+Per scenario and mode it starts, on 127.0.0.1 only: the simulator process (`scale_sim`, a fresh
+world from the same seed), the daemon (``python -m monitor run``, JSON logs, a temporary state
+file, ``max_requests_per_minute: 0``, one ``webhook`` sink; ``poll.mode`` is written only when
+the daemon accepts it, or as ``--mode-key`` says) and, in this process, the webhook receiver.
+After the silent baseline cycle the simulator's activity runs for ``--cycles`` cycles (the burst
+comes after the middle one), then pauses for 3 drain cycles; both children are then stopped.
+Prints tables, writes JSON (``--out``), never asserts. Scenarios: `scale_support.SCENARIOS`
+(S: 5 queues, 2,000 history jobs, ~50 active; M: 50, 20,000, ~300; L: 50, 100,000, 500; a few
+active jobs were created days ago). Full mode at L lists ~1,000 pages a cycle, so it runs
+with a longer interval and fewer cycles (the output says so).
+
+Cycle k is the daemon's k-th "cycle completed" log line: it ends at the line's ``timestamp``
+and starts (its poll time T_k) ``duration_s`` earlier. Requests per cycle: the line's
+``requests`` field, else the simulator's requests that started after the previous cycle's end
+and by this one's. CPU per cycle: the line's ``cpu_s``, else the growth of the daemon's
+/proc/<pid>/stat utime+stime between two such lines. Peak RSS: VmHWM before SIGTERM.
+
+Lower bound of requests for cycle k, from the ground truth (the world at T_k and T_{k-1}):
+
+    LB = pages(N_new) + sum over s in {starting, running, recovering} of pages(A_s)
+         + min(E, pages(D) + pages(S))
+
+pages(n) = floor(n / page_size) + 1 (a listing needs a short page to know it ended); N_new =
+jobs created in (T_{k-1}, T_k]; A_s = jobs in state s at T_k, project-wide; E = jobs active at
+T_{k-1} and not at T_k (each needs a state call, unless the ended listings are cheaper); D, S =
+the dead and success jobs at T_k created at or after the oldest of those E jobs. LB is capped
+at pages(all jobs): one complete listing tells everything. A new-jobs walk that overlaps what
+it saw before also sees recently ended jobs, so a daemon can stay below LB. A cycle is "burst"
+when the burst fell in (T_{k-1}, T_k], "quiet" when nothing changed then, else "changing".
+
+Events (de-duplicated by ``event_id``) are matched with the ground truth on (job id,
+to_state). A state a job entered after the baseline is expected when a whole cycle ran while
+the job was in it (so a job first seen already terminal expects one event, to that state);
+briefer states may be reported or not. Anything else, or a second event for a pair, is extra;
+baseline states expect nothing. Latency: from the simulator's change to the receipt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks import scale_procs as procs
+from benchmarks import scale_report
+from benchmarks import scale_support as sup
+
+PAGE_SIZE = 100
+DRAIN_CYCLES = 3
+KINDS = scale_report.KINDS
+
+
+@dataclass
+class Plan:
+    """One run: a scenario in one mode, its poll interval and how many active cycles it measures."""
+
+    scenario: sup.Scenario
+    mode: str
+    interval: float
+    cycles: int
+    mode_key: bool
+    seed: int
+    note: str = ""
+
+    def budget_s(self) -> float:
+        """The hard limit of the whole run, children included."""
+        return 300 + (self.cycles + DRAIN_CYCLES + 2) * (3 * self.interval + 30)
+
+
+def daemon_config(
+    plan: Plan, endpoint: str, project: str, hook: str, state: Path
+) -> dict[str, Any]:
+    """The daemon's config: every queue, unlimited requests, one webhook, silent rules."""
+    poll: dict[str, Any] = {"interval": plan.interval}
+    if plan.mode_key:
+        poll["mode"] = plan.mode
+    return {
+        "dli": {
+            "endpoint": endpoint,
+            "project_id": project,
+            "auth": {"type": "none"},
+            "page_size": PAGE_SIZE,
+            "request_timeout": "30s",
+            "max_requests_per_minute": 0,
+        },
+        "queues": sup.queue_names(plan.scenario.queues),
+        "poll": poll,
+        "state": {"path": str(state)},
+        "server": {"enabled": False},
+        "rules": {"stuck_starting_after": 0, "stuck_recovering_after": 0, "overdue_factor": 0},
+        "sinks": [{"name": "bench", "type": "webhook", "url": hook}],
+    }
+
+
+def mode_key_supported() -> bool:
+    """True when the daemon accepts `poll.mode` (check-config exits 0 with it set)."""
+    plan = Plan(sup.SCENARIOS["S"], "incremental", 2.0, 1, mode_key=True, seed=0)
+    with tempfile.TemporaryDirectory(prefix="scale-probe-") as tmp:
+        path = Path(tmp) / "probe.yaml"
+        hook = "http://127.0.0.1:9/hook"
+        config = daemon_config(plan, "http://127.0.0.1:9", "0" * 32, hook, Path(tmp) / "s.db")
+        path.write_text(yaml.safe_dump(config))
+        command = [sys.executable, "-m", "monitor", "check-config", "--config", str(path)]
+        done = subprocess.run(command, cwd=sup.REPO, capture_output=True, timeout=60, check=False)
+        return done.returncode == 0
+
+
+async def drive(
+    plan: Plan, sim: procs.Sim, daemon: procs.Daemon, receiver: sup.Receiver
+) -> float | None:
+    """Baseline, active cycles with one burst, pause, drain; returns the daemon's peak RSS."""
+    step = 3 * plan.interval + 60
+    await daemon.wait_cycles(1, timeout=600)
+    await sim.command("go")
+    burst_after = max(1, plan.cycles // 2)
+    for k in range(1, plan.cycles + 1):
+        await daemon.wait_cycles(1 + k, step)
+        if k == burst_after:
+            await sim.command("burst")
+    await sim.command("pause")
+    await daemon.wait_cycles(1 + plan.cycles + DRAIN_CYCLES, step)
+    await receiver.settle(1.0, plan.interval + 5)
+    return sup.proc_hwm_mb(daemon.proc.pid)
+
+
+async def run_one(plan: Plan) -> dict[str, Any]:
+    """Simulator, daemon and receiver for one scenario and mode; the analysed result."""
+    receiver = sup.Receiver()
+    with tempfile.TemporaryDirectory(prefix=f"scale-{plan.scenario.name}-") as name:
+        tmp = Path(name)
+        async with AsyncExitStack() as stack:
+            hook = await stack.enter_async_context(receiver.serving())
+            sim = await procs.Sim.spawn(
+                "simulator", "-m", "benchmarks.scale_sim", "--scenario", plan.scenario.name,
+                "--seed", str(plan.seed), "--interval", str(plan.interval),
+                "--truth", str(tmp / "truth.jsonl"), "--requests", str(tmp / "requests.jsonl"),
+                "--stats", str(tmp / "stats.json"), "--max-seconds", str(plan.budget_s()),
+            )  # fmt: skip
+            stack.push_async_callback(sim.finish)
+            await sim.wait_for(lambda: any("port" in line for line in sim.lines), 300, "port")
+            hello = next(line for line in sim.lines if "port" in line)
+            endpoint = f"http://127.0.0.1:{hello['port']}"
+            config = daemon_config(plan, endpoint, hello["project_id"], hook, tmp / "state.db")
+            (tmp / "monitor.yaml").write_text(yaml.safe_dump(config))
+            daemon = await procs.Daemon.spawn(
+                "daemon", "-m", "monitor", "--log-format", "json", "run",
+                "--config", str(tmp / "monitor.yaml"),
+            )  # fmt: skip
+            stack.push_async_callback(daemon.stop)
+            cpu_at_start = sup.proc_cpu_s(daemon.proc.pid) or 0.0
+            hwm = await drive(plan, sim, daemon, receiver)
+        return analyse(plan, tmp, daemon, receiver, hwm, cpu_at_start)
+
+
+def cycle_rows(
+    truth: sup.Truth, tmp: Path, daemon: procs.Daemon, cpu_at_start: float
+) -> list[dict[str, Any]]:
+    """One row per cycle: its times, kind, requests beside the lower bound, CPU, sim time."""
+    lines = daemon.cycles
+    ends = [datetime.fromisoformat(line["timestamp"]).timestamp() for line in lines]
+    starts = [
+        end - float(line.get("duration_s", 0.0)) for end, line in zip(ends, lines, strict=True)
+    ]
+    calls = sorted(json.loads(row) for row in (tmp / "requests.jsonl").read_text().splitlines())
+    times = [call[0] for call in calls]
+    bounds = [None, *sup.lower_bounds(truth, starts, PAGE_SIZE)]
+    kinds = ["baseline", *sup.cycle_kinds(truth, starts)]
+    rows, cpu_before, first = [], cpu_at_start, 0
+    for k, line in enumerate(lines):
+        last = bisect.bisect_right(times, ends[k])
+        proc_cpu = None if line["_cpu"] is None else line["_cpu"] - cpu_before
+        cpu_before = cpu_before if line["_cpu"] is None else line["_cpu"]
+        rows.append(
+            {
+                "cycle": k, "kind": kinds[k], "start": starts[k], "end": ends[k],
+                "duration_s": line.get("duration_s"),
+                "requests": line.get("requests", last - first),
+                "requests_logged": line.get("requests"), "requests_sim": last - first,
+                "lower_bound": bounds[k], "cpu_s": line.get("cpu_s", proc_cpu),
+                "cpu_s_logged": line.get("cpu_s"), "cpu_s_proc": proc_cpu,
+                "sim_handler_s": sum(call[1] for call in calls[first:last]),
+                "events": line.get("events"),
+            }
+        )  # fmt: skip
+        first = last
+    return rows
+
+
+def analyse(
+    plan: Plan,
+    tmp: Path,
+    daemon: procs.Daemon,
+    receiver: sup.Receiver,
+    hwm: float | None,
+    cpu0: float,
+) -> dict[str, Any]:
+    """The per-cycle rows and the run's summary."""
+    truth = sup.Truth.load(tmp / "truth.jsonl")
+    rows = cycle_rows(truth, tmp, daemon, cpu0)
+    measured = rows[1:]
+    cycles = [(row["start"], row["end"]) for row in measured]
+    go = truth.control_time("go") or rows[0]["end"]
+    delivery = sup.compare_events(truth, cycles, receiver.events, go)
+    stats = json.loads((tmp / "stats.json").read_text())
+    stop = truth.control_time("stop") or rows[-1]["end"]
+    window = max(1e-9, measured[-1]["end"] - measured[0]["start"])
+    summary: dict[str, Any] = {
+        "baseline_requests": rows[0]["requests"],
+        "baseline_s": rows[0]["duration_s"],
+        "requests_median": sup.median(row["requests"] for row in measured),
+        "cpu_s_median": sup.median(row["cpu_s"] for row in measured if row["cpu_s"] is not None),
+        "cycle_s_median": sup.median(row["duration_s"] or 0.0 for row in measured),
+        "rss_mb": hwm,
+        "expected": delivery.expected,
+        "matched": delivery.matched,
+        "missed": len(delivery.missed),
+        "extra": len(delivery.extra),
+        "latency_p50_s": sup.percentile(delivery.latencies, 0.5),
+        "latency_p99_s": sup.percentile(delivery.latencies, 0.99),
+        "sim_busy_share": sum(row["sim_handler_s"] for row in measured) / window,
+        "sim_cpu_share": (stats["cpu_s_since_go"] or 0.0) / max(1e-9, stop - go),
+        "burst_size": next((c.get("n") for c in truth.controls if c["control"] == "burst"), 0),
+        "daemon_warnings": len(daemon.warnings),
+        "requests_from": "log" if rows[-1]["requests_logged"] is not None else "simulator",
+        "cpu_from": "log" if rows[-1]["cpu_s_logged"] is not None else "/proc",
+    }
+    for kind in KINDS:
+        group = [row for row in measured if row["kind"] == kind]
+        summary[kind] = {"cycles": len(group)}
+        for key in ("requests", "lower_bound"):
+            values = [row[key] for row in group]
+            summary[kind][key] = [sup.median(values), max(values, default=None)]
+    details = {"missed": delivery.missed[:20], "extra": delivery.extra[:20]}
+    details["warnings"] = daemon.warnings[:20]
+    return {"summary": summary, "cycles": rows, "details": details}
+
+
+def make_plans(args: argparse.Namespace, key_ok: bool) -> tuple[list[Plan], list[str]]:
+    """The runs to do, and notes on what was changed or left out."""
+    plans, notes = [], []
+    for name in args.scenarios:
+        sc = sup.SCENARIOS[name]
+        for mode in args.modes:
+            if not key_ok and mode != "full":
+                notes.append(
+                    f"{name}/{mode} skipped: the daemon has no poll.mode (full ran without it)"
+                )
+                continue
+            interval, cycles, changed = args.interval, args.cycles, []
+            if mode == "full" and sc.full_interval > interval:
+                interval = sc.full_interval
+                changed.append(f"interval {interval:g}s")
+            if mode == "full" and 0 < sc.full_cycles < cycles:
+                cycles = sc.full_cycles
+                changed.append(f"{cycles} active cycles")
+            note = f"full mode is expensive here: {', '.join(changed)}" if changed else ""
+            plans.append(Plan(sc, mode, interval, cycles, key_ok, args.seed, note))
+    return plans, notes
+
+
+async def run_all(plans: list[Plan]) -> list[dict[str, Any]]:
+    """Every run in turn, each bounded by its budget; a failed run is recorded, not raised."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    results = []
+    for plan in plans:
+        started = time.monotonic()
+        entry: dict[str, Any] = {"scenario": plan.scenario.name, "mode": plan.mode}
+        entry.update(interval=plan.interval, active_cycles=plan.cycles, mode_key=plan.mode_key)
+        entry["notes"] = [plan.note] if plan.note else []
+        try:
+            async with asyncio.timeout(plan.budget_s()):
+                entry.update(await run_one(plan))
+        except (procs.RunFailed, TimeoutError) as exc:
+            entry["error"] = str(exc) or f"run exceeded {plan.budget_s():.0f} s"
+        entry["wall_s"] = round(time.monotonic() - started, 1)
+        status = "FAILED " + entry["error"] if "error" in entry else "ok"
+        if (burst := entry.get("summary", {}).get("burst_size", 100)) < 100:
+            entry["notes"].append(f"the burst killed {burst}, all the jobs running then")
+        print(f"{plan.scenario.name}/{plan.mode}: {entry['wall_s']} s, {status}", flush=True)
+        results.append(entry)
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; --quick means S and M with 4 active cycles."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--scenarios", help="comma-separated, of S,M,L (default all; quick: S,M)")
+    parser.add_argument("--modes", default="incremental,full", help="comma-separated poll modes")
+    parser.add_argument("--cycles", type=int, help="active cycles per run (default 10; quick: 4)")
+    parser.add_argument("--interval", type=float, default=2.0, help="poll interval in seconds")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="a short run: S and M, 4 cycles")
+    parser.add_argument("--out", default=str(sup.REPO / "benchmarks" / "results" / "scale.json"))
+    parser.add_argument(
+        "--mode-key",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="write poll.mode into the config: auto = when the daemon accepts it",
+    )
+    args = parser.parse_args(argv)
+    args.scenarios = (args.scenarios or ("S,M" if args.quick else "S,M,L")).split(",")
+    args.modes = args.modes.split(",")
+    if unknown := [s for s in args.scenarios if s not in sup.SCENARIOS]:
+        parser.error(f"unknown scenarios {unknown}")
+    if unknown := [m for m in args.modes if m not in ("incremental", "full")]:
+        parser.error(f"unknown modes {unknown}")
+    args.cycles = args.cycles or (4 if args.quick else 10)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every plan, print the tables, write the JSON; exit 1 if a run failed."""
+    args = parse_args(argv)
+    key_ok = {"always": True, "never": False}.get(args.mode_key)
+    if key_ok is None:
+        key_ok = mode_key_supported()
+    plans, notes = make_plans(args, key_ok)
+    try:
+        results = asyncio.run(run_all(plans))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; the simulator and the daemon were stopped", file=sys.stderr)
+        return 130
+    ratios = scale_report.mode_ratios(results)
+    scale_report.print_report(results, ratios, notes)
+    meta = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "page_size": PAGE_SIZE,
+        "seed": args.seed,
+        "mode_key": key_ok,
+        "drain_cycles": DRAIN_CYCLES,
+        "scenarios": {name: vars(sup.SCENARIOS[name]) for name in args.scenarios},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"meta": meta, "runs": results, "ratios": ratios, "notes": notes}
+    out.write_text(json.dumps(report, indent=1, default=str))
+    print(f"wrote {out}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The child processes of the scale benchmark: the simulator process and the real daemon.
+
+Each runs on pipes; its JSON output lines are collected as they come. Both are started so that
+they die with the harness (Linux `PR_SET_PDEATHSIG`) and are stopped with SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.scale_support import REPO, proc_cpu_s
+
+
+class RunFailed(Exception):
+    """A run could not finish: a child exited early, or a wait ran out of time."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when the harness dies, however it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+class Child:
+    """A child process on pipes whose JSON output lines are collected as they come."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+        self.tail: deque[str] = deque(maxlen=20)
+        self.changed = asyncio.Event()
+        self.eof = False
+        self.pump = asyncio.create_task(self._pump())
+
+    @classmethod
+    async def spawn(cls, name: str, *args: str) -> Any:
+        """Start `python args...` in the repository folder, stderr merged into stdout."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            limit=2**22,
+            preexec_fn=_die_with_parent,
+        )
+        return cls(name, proc)
+
+    async def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            text = raw.decode(errors="replace").strip()
+            try:
+                line = json.loads(text)
+            except ValueError:
+                line = None
+            if isinstance(line, dict):
+                self.observe(line)
+                self.lines.append(line)
+            else:
+                self.tail.append(text)
+            self.changed.set()
+        self.eof = True
+        self.changed.set()
+
+    def observe(self, line: dict[str, Any]) -> None:
+        """Look at one JSON line as it arrives."""
+
+    async def wait_for(self, test: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until `test()` holds; RunFailed when the child ends or time runs out first."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not test():
+                    if self.eof:
+                        tail = " | ".join(list(self.tail)[-6:])
+                        raise RunFailed(f"{self.name} ended before {what}: {tail}")
+                    self.changed.clear()
+                    await self.changed.wait()
+        except TimeoutError:
+            raise RunFailed(f"{self.name}: no {what} within {timeout:.0f} s") from None
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; always reaps the process."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        await asyncio.gather(self.pump, return_exceptions=True)
+
+
+class Sim(Child):
+    """The simulator process (`benchmarks.scale_sim`)."""
+
+    async def command(self, word: str, timeout: float = 30.0) -> None:
+        """Send one command and wait for its acknowledgement."""
+        acks = lambda: sum(line.get("ack") == word for line in self.lines)  # noqa: E731
+        before = acks()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{word}\n".encode())
+        await self.proc.stdin.drain()
+        await self.wait_for(lambda: acks() > before, timeout, f"ack of {word!r}")
+
+    async def finish(self) -> None:
+        """Ask it to stop (it writes its files), then make sure it is gone."""
+        if self.proc.returncode is None and self.proc.stdin is not None:
+            with contextlib.suppress(ConnectionError):
+                self.proc.stdin.write(b"stop\n")
+                self.proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proc.wait(), 30)
+        await self.stop()
+
+
+class Daemon(Child):
+    """The real daemon; notes each "cycle completed" line with the process CPU at its arrival."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.cycles: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        super().__init__(name, proc)
+
+    def observe(self, line: dict[str, Any]) -> None:
+        """Collect cycle lines and warnings."""
+        if line.get("event") == "cycle completed":
+            line["_cpu"] = proc_cpu_s(self.proc.pid)
+            self.cycles.append(line)
+        elif line.get("level") in ("warning", "error", "critical"):
+            self.warnings.append(str(line.get("event")))
+
+    async def wait_cycles(self, count: int, timeout: float) -> None:
+        """Wait until `count` cycles have completed."""
+        await self.wait_for(lambda: len(self.cycles) >= count, timeout, f"cycle {count}")
