@@ -1,6 +1,6 @@
 """Seeing and trying sinks before trusting them: what `render` prints and `test-sink` sends.
 
-`render_body` builds the configured sinks (`app.build_sinks`, the same code the daemon uses,
+`render_body` builds the configured sinks (`wiring.build_sinks`, the same code the daemon uses,
 templates included) and returns exactly the body one sink would post for an event, without
 sending it: the built-in sample (`sample`), a sample digest (`sample-digest`), or an event
 from a JSON file. `send_test_messages` sends one clearly marked test message to each (or
@@ -22,12 +22,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
-from monitor.app import build_sinks
 from monitor.codec import CodecError, event_from_dict
 from monitor.config import Settings
 from monitor.models import Clock, Event, EventKind, Job, JobState, Notification, utc_now
 from monitor.sinks import AlertmanagerSink, SinkError
 from monitor.sinks.base import Sink, safe_text
+from monitor.wiring import build_sinks
 
 SAMPLE = "sample"
 SAMPLE_DIGEST = "sample-digest"

@@ -69,9 +69,11 @@ ALLOWED: dict[str, set[str]] = {
         "scheduler",
         "redact",
         "ratelimit",
+        "wiring",
     },
+    "wiring": {"config", "dli", "models", "ratelimit", "sinks"},
     "demo": {"app", "config", "server", "simulator"},
-    "preview": {"app", "config", "models", "sinks", "codec"},
+    "preview": {"app", "wiring", "config", "models", "sinks", "codec"},
     "cli": {"config", "logs", "app", "demo", "models", "store", "silences", "preview"},
 }
 

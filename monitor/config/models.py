@@ -141,7 +141,7 @@ class PollSettings(_Model):
         " about this long, a few pages per cycle (0 = never).",
     )
     overlap: Duration = Field(
-        default=30.0,
+        default=10.0,
         description="Incremental mode: how far below the last high water (by create_time) the"
         " newest-first walk reads again, against jobs that become visible late.",
     )

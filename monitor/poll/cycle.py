@@ -144,6 +144,7 @@ class Cycle:
                 delivery_failed=report.failed,
                 pending=report.pending,
                 requests=spent,
+                costs=self._incremental.costs if self._incremental is not None else None,
                 cpu_s=round(time.process_time() - cpu, 4),
                 duration_s=round(report.duration_s, 3),
             )

@@ -19,34 +19,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import structlog
 
 from monitor.dli.client import DliClient
-from monitor.dli.errors import DliAuthError, DliError
+from monitor.dli.errors import DliAuthError
 from monitor.models import Job, PollMark, Snapshot
+from monitor.poll.ended import EndedFinder
 from monitor.poll.listing import (
     ALL_QUEUES,
     Listing,
     ListingIncomplete,
     OrderNotHonoured,
-    ask_states,
     fetch_listing,
     fetch_page,
-    find_in_listing,
 )
 from monitor.poll.observation import Observation
-from monitor.poll.plan import (
-    ACTIVE_STATES,
-    ENDED_STATES,
-    EndedIndex,
-    EndedPlan,
-    Planner,
-    plan_ended,
-)
+from monitor.poll.plan import ACTIVE_STATES, EndedIndex, Planner
 from monitor.poll.reconcile import PassReport, Reconciler
 
 log = structlog.get_logger(__name__)
@@ -100,6 +92,9 @@ class IncrementalPoller:
         self._project_wide = True
         self._started_with = 0
         self.last_pass: PassReport | None = None
+        self.costs: dict[str, int] = {}
+        """Requests of the last observation by purpose (listings, ended_walk, state_calls,
+        reconcile), for the cycle's summary line."""
 
     @property
     def planner(self) -> Planner:
@@ -115,8 +110,10 @@ class IncrementalPoller:
     ) -> dict[str, Observation | BaseException]:
         """One incremental look at every target; a failed target maps to its exception."""
         self._started_with = self._client.requests_sent
+        self.costs = {}
         units = self._units()
         await self._list_units(units, marks)
+        self.costs["listings"] = self.spent()
         out: dict[str, Observation | BaseException] = {}
         for unit in units:
             for target in unit.targets:
@@ -125,7 +122,9 @@ class IncrementalPoller:
         observations = {t: o for t, o in out.items() if isinstance(o, Observation)}
         postponed = await self._resolve_ended(observations, tracked, now)
         self._planner.record_core(self.spent() + postponed)
+        before = self.spent()
         await self._reconcile(observations, units, self._planner.allowance() - self.spent())
+        self.costs["reconcile"] = self.spent() - before
         self._forget(tracked)
         return out
 
@@ -255,55 +254,21 @@ class IncrementalPoller:
                     missing[job.id] = (target, job)
         if not missing:
             return 0
-        jobs = {job_id: job for job_id, (_t, job) in missing.items()}
-        if self._project_wide:
-            plan = plan_ended(self._index, jobs.values(), self._options.page_size, now)
-            if plan.floor is not None:
-                await self._walk_ended(plan, set(jobs), observations, missing)
-        left = [job for job_id, job in jobs.items() if not _sighted(observations, missing[job_id])]
-        room = self._planner.allowance() - self.spent()
-        asked = left if room >= len(left) else left[: max(0, int(room))]
-        if len(asked) < len(left):
-            log.info("budget short: state calls postponed", asked=len(asked), left=len(left))
-        answers = await ask_states(self._client, asked, concurrency=self._options.concurrency)
-        for job_id, state in answers.items():
-            target, job = missing[job_id]
-            observations[target].confirmed[job_id] = state
-            if state is not None:
-                self._index.add([replace(job, state=state)])
-        return len(left) - len(asked)
-
-    async def _walk_ended(
-        self,
-        plan: EndedPlan,
-        wanted: set[str],
-        observations: Mapping[str, Observation],
-        missing: Mapping[str, tuple[str, Job]],
-    ) -> None:
-        """Walk the `dead` then the `success` listing for the missing jobs, as planned."""
-        assert plan.floor is not None
-        for state in ENDED_STATES:
-            try:
-                listing = await self._limited(
-                    find_in_listing(
-                        self._client,
-                        state=state.value,
-                        page_size=self._options.page_size,
-                        floor=plan.floor,
-                        wanted=wanted,
-                        max_pages=plan.pages + 1,
-                    )
-                )
-            except DliError as exc:
-                log.info("ended listing failed; asking states instead", error=str(exc))
-                return
-            self._index.add(listing.jobs.values())
-            for job_id, job in listing.jobs.items():
-                if job_id in missing:
-                    observations[missing[job_id][0]].see(job)
-            wanted -= listing.jobs.keys()
-            if not wanted:
-                return
+        finder = EndedFinder(self._client, self._index, self._limit, self._options.page_size)
+        ended = await finder.find(
+            {job_id: job for job_id, (_t, job) in missing.items()},
+            walk=self._project_wide,
+            room=self._planner.allowance() - self.spent(),
+            now=now,
+            concurrency=self._options.concurrency,
+        )
+        for job in ended.found:
+            observations[missing[job.id][0]].see(job)
+        for job_id, state in ended.answers.items():
+            observations[missing[job_id][0]].confirmed[job_id] = state
+        self.costs["ended_walk"] = ended.walk_pages
+        self.costs["state_calls"] = ended.state_calls
+        return ended.postponed
 
     async def _reconcile(
         self, observations: Mapping[str, Observation], units: Sequence[_Unit], room: float
@@ -371,11 +336,6 @@ def _take_reconciled(
         if keep(job) and job.id not in observation.sightings:
             observation.sightings[job.id] = job
             observation.reconciled.add(job.id)
-
-
-def _sighted(observations: Mapping[str, Observation], where: tuple[str, Job]) -> bool:
-    target, job = where
-    return job.id in observations[target].sightings
 
 
 def _next_mark(mark: PollMark | None, newest: datetime | None, now: datetime) -> PollMark:

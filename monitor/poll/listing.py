@@ -98,6 +98,18 @@ class _Walk:
                 self.unknown.add(job.raw_state)
             self.jobs[job.id] = job
 
+    def listing(self, *, reached_end: bool) -> Listing:
+        """What the walk gathered, as a `Listing`."""
+        return Listing(
+            jobs=self.jobs,
+            pages=self.pages,
+            malformed=self.malformed,
+            duplicates=self.duplicates,
+            unknown_states=frozenset(self.unknown),
+            reached_end=reached_end,
+            newest=self.newest,
+        )
+
     def _order(self, created: datetime | None) -> None:
         """Track newest-first order: each row no newer than the one before it.
 
@@ -148,15 +160,7 @@ async def fetch_listing(
         raise OrderNotHonoured("rows were not newest first; an early stop could skip jobs")
     if reached_end:
         check_total(walk.totals, len(walk.jobs) + walk.malformed, walk.duplicates)
-    return Listing(
-        jobs=walk.jobs,
-        pages=walk.pages,
-        malformed=walk.malformed,
-        duplicates=walk.duplicates,
-        unknown_states=frozenset(walk.unknown),
-        reached_end=reached_end,
-        newest=walk.newest,
-    )
+    return walk.listing(reached_end=reached_end)
 
 
 async def find_in_listing(
@@ -184,14 +188,7 @@ async def find_in_listing(
         if walk.oldest is not None and walk.oldest < floor:
             break
         offset += page_size
-    return Listing(
-        jobs=walk.jobs,
-        pages=walk.pages,
-        malformed=walk.malformed,
-        unknown_states=frozenset(walk.unknown),
-        reached_end=False,
-        newest=walk.newest,
-    )
+    return walk.listing(reached_end=False)
 
 
 async def fetch_page(
@@ -201,16 +198,8 @@ async def fetch_page(
     walk = _Walk(default_queue=NO_QUEUE if queue_name is None else queue_name)
     page = await client.list_batches(offset=offset, size=page_size, queue_name=queue_name)
     walk.take(page)
-    listing = Listing(
-        jobs=walk.jobs,
-        pages=1,
-        malformed=walk.malformed,
-        duplicates=walk.duplicates,
-        unknown_states=frozenset(walk.unknown),
-        reached_end=len(page.rows) + page.malformed < page_size,
-        newest=walk.newest,
-    )
-    return listing, len(page.rows) + page.malformed
+    rows = len(page.rows) + page.malformed
+    return walk.listing(reached_end=rows < page_size), rows
 
 
 def check_total(pages: Sequence[tuple[int | None, int]], distinct: int, duplicates: int) -> None:

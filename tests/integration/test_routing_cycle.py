@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 
-from monitor.app import build_auth, build_sinks
 from monitor.config import Settings
 from monitor.diff import diff, find_missing
 from monitor.dispatch import DeliveryPolicy, Dispatcher
@@ -26,6 +25,7 @@ from monitor.models import Event
 from monitor.poll.listing import ask_states, fetch_listing
 from monitor.routing import Router
 from monitor.store import Store
+from monitor.wiring import build_auth, build_sinks
 from tests.conftest import Harness
 
 NIGHT = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai

@@ -1,0 +1,166 @@
+"""Building the parts the daemon talks through from settings: the DLI authenticator, the
+sinks (the only place that maps a sink's config `type` to its class) and their rate budgets.
+
+Used by the composition root (`monitor.app`) and by `render`/`test-sink` (`monitor.preview`), so
+that a previewed message is built by exactly the code the daemon sends with.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from monitor.config import (
+    AkSkAuthSettings,
+    AlertmanagerSinkSettings,
+    ConsoleSinkSettings,
+    DingTalkSinkSettings,
+    FeishuSinkSettings,
+    Settings,
+    TokenAuthSettings,
+    WebhookSinkSettings,
+)
+from monitor.config.sinks import ChatSinkBase
+from monitor.dli.auth import AkSkAuth, Auth, IamTokenAuth, NoAuth
+from monitor.models import Clock, utc_now
+from monitor.ratelimit import RateBudget, budget_for
+from monitor.sinks import (
+    DEFAULT_RATE_LIMITS,
+    AlertmanagerSink,
+    ConsoleSink,
+    DingTalkSink,
+    DiscordSink,
+    FeishuSink,
+    SlackSink,
+    TeamsSink,
+    WebhookSink,
+    WeComSink,
+)
+from monitor.sinks.base import Sink
+from monitor.sinks.content import MessageContext, console_link
+from monitor.sinks.templates import MessageTemplates
+
+
+def build_auth(settings: Settings, session: aiohttp.ClientSession, clock: Clock) -> Auth:
+    """The request authenticator the config asks for."""
+    auth = settings.dli.auth
+    if isinstance(auth, AkSkAuthSettings):
+        token = auth.security_token.get_secret_value() if auth.security_token else None
+        return AkSkAuth(
+            auth.access_key.get_secret_value(),
+            auth.secret_key.get_secret_value(),
+            token or None,
+            clock=clock,
+        )
+    if isinstance(auth, TokenAuthSettings):
+        return IamTokenAuth(
+            session,
+            iam_endpoint=str(auth.iam_endpoint),
+            domain_name=auth.domain_name,
+            username=auth.username,
+            password=auth.password.get_secret_value(),
+            project_id=settings.dli.project_id,
+            clock=clock,
+        )
+    return NoAuth()
+
+
+def build_sinks(
+    settings: Settings, session: aiohttp.ClientSession, clock: Clock = utc_now
+) -> dict[str, Sink]:
+    """One sink per configured entry, keyed by its name."""
+    context = MessageContext.from_endpoint(settings.dli.endpoint)
+    project = settings.dli.project_id
+    sinks: dict[str, Sink] = {}
+    for entry in settings.sinks:
+        timeout = getattr(entry, "timeout", None) or settings.delivery.timeout
+        if isinstance(entry, WebhookSinkSettings):
+            sinks[entry.name] = WebhookSink(
+                entry.name,
+                entry.url.get_secret_value(),
+                session=session,
+                project_id=project,
+                timeout_s=timeout,
+                headers={k: v.get_secret_value() for k, v in entry.headers.items()},
+                secret=entry.secret.get_secret_value() if entry.secret else None,
+                clock=clock,
+            )
+        elif isinstance(entry, ConsoleSinkSettings):
+            sinks[entry.name] = ConsoleSink(entry.name)
+        elif isinstance(entry, AlertmanagerSinkSettings):
+            sinks[entry.name] = _alertmanager(entry, settings, session, timeout, clock)
+        elif isinstance(entry, FeishuSinkSettings | DingTalkSinkSettings):
+            secret = entry.secret.get_secret_value() if entry.secret else None
+            extra = {"keywords": entry.keywords} if isinstance(entry, DingTalkSinkSettings) else {}
+            chat_class = FeishuSink if isinstance(entry, FeishuSinkSettings) else DingTalkSink
+            sinks[entry.name] = chat_class(
+                entry.name,
+                entry.url.get_secret_value(),
+                session=session,
+                context=_chat_context(entry, context),
+                timeout_s=timeout,
+                clock=clock,
+                secret=secret,
+                **extra,
+            )
+        else:
+            sinks[entry.name] = _PLAIN_CHAT[entry.type](
+                entry.name,
+                entry.url.get_secret_value(),
+                session=session,
+                context=_chat_context(entry, context),
+                timeout_s=timeout,
+                clock=clock,
+            )
+    return sinks
+
+
+def _chat_context(entry: ChatSinkBase, context: MessageContext) -> MessageContext:
+    """The shared message context with this chat sink's own templates, if it has any."""
+    templates = entry.templates
+    return context.with_templates(MessageTemplates(templates.as_mapping()) if templates else None)
+
+
+_PLAIN_CHAT: dict[str, type[WeComSink | SlackSink | TeamsSink | DiscordSink]] = {
+    "wecom": WeComSink,
+    "slack": SlackSink,
+    "teams": TeamsSink,
+    "discord": DiscordSink,
+}
+
+
+def _alertmanager(
+    entry: AlertmanagerSinkSettings,
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    timeout: float,
+    clock: Clock,
+) -> AlertmanagerSink:
+    basic = None
+    if entry.basic_auth is not None:
+        basic = (entry.basic_auth.username, entry.basic_auth.password.get_secret_value())
+    link = console_link(settings.dli.endpoint)
+    return AlertmanagerSink(
+        entry.name,
+        str(entry.url),
+        session=session,
+        project_id=settings.dli.project_id,
+        resolve_timeout_s=entry.resolve_timeout,
+        max_alert_age_s=entry.max_alert_age,
+        timeout_s=timeout,
+        labels=dict(entry.labels),
+        basic_auth=basic,
+        bearer_token=entry.bearer_token.get_secret_value() if entry.bearer_token else None,
+        console_url=lambda _job: link,
+        clock=clock,
+    )
+
+
+def build_budgets(settings: Settings, clock: Clock) -> dict[str, RateBudget]:
+    """Each sink's send budget: its `rate_limit`, else its vendor's default with a margin."""
+    budgets: dict[str, RateBudget] = {}
+    for entry in settings.sinks:
+        per_second, per_minute = DEFAULT_RATE_LIMITS.get(entry.type, (None, None))
+        if entry.rate_limit is not None:
+            per_second, per_minute = entry.rate_limit.per_second, entry.rate_limit.per_minute
+        budgets[entry.name] = budget_for(per_second, per_minute, clock)
+    return budgets
