@@ -199,7 +199,7 @@ def cycle_rows(
                 "lower_bound": bounds[k], "cpu_s": line.get("cpu_s", proc_cpu),
                 "cpu_s_logged": line.get("cpu_s"), "cpu_s_proc": proc_cpu,
                 "sim_handler_s": sum(call[1] for call in calls[first:last]),
-                "events": line.get("events"),
+                "events": line.get("events"), "costs": line.get("costs"),
             }
         )  # fmt: skip
         first = last

@@ -21,9 +21,12 @@ from monitor.dli.client import DliClient
 from monitor.dli.errors import DliError
 from monitor.models import Job, JobState
 from monitor.poll.listing import ask_states, find_in_listing
-from monitor.poll.plan import ENDED_STATES, EndedIndex, EndedPlan, plan_ended
+from monitor.poll.plan import ENDED_STATES, EndedIndex, plan_ended
 
 log = structlog.get_logger(__name__)
+
+PROBE_FROM = 4
+"""Missing jobs from which an uncertain plan still tries a pay-as-you-go walk."""
 
 
 @dataclasses.dataclass
@@ -58,13 +61,23 @@ class EndedFinder:
         now: datetime,
         concurrency: int,
     ) -> Ended:
-        """Walk the ended listings as planned, then ask about what is still unexplained."""
+        """Walk the ended listings as planned, then ask about what is still unexplained.
+
+        A certain plan (every missing job created within the index's coverage, so the counts are
+        exact) is followed as it is. Otherwise, when enough jobs are missing (`PROBE_FROM`), the
+        listings are walked pay as you go: each page must find a job to earn the next, and a
+        listing is left as soon as it has passed the oldest job it could still hold.
+        """
         found: list[Job] = []
         pages = 0
         if walk:
             plan = plan_ended(self.index, jobs.values(), self.page_size, now)
-            if plan.floor is not None:
-                found, pages = await self._walk(plan, set(jobs))
+            dated = {j.id: j.create_time for j in jobs.values() if j.create_time is not None}
+            if plan.certain and plan.floor is not None:
+                wanted = {i: t for i, t in dated.items() if t >= plan.floor}
+                found, pages = await self._walk(wanted, plan.pages + 1, pay_as_you_go=False)
+            elif not plan.certain and len(dated) >= PROBE_FROM:
+                found, pages = await self._walk(dated, len(dated), pay_as_you_go=True)
         seen = {job.id for job in found}
         left = [job for job_id, job in jobs.items() if job_id not in seen]
         asked = left if room >= len(left) else left[: max(0, int(room))]
@@ -76,9 +89,10 @@ class EndedFinder:
                 self.index.add([dataclasses.replace(jobs[job_id], state=state)])
         return Ended(found, answers, len(left) - len(asked), pages, len(asked))
 
-    async def _walk(self, plan: EndedPlan, wanted: set[str]) -> tuple[list[Job], int]:
-        """Walk the `dead` then the `success` listing for the wanted jobs, as planned."""
-        assert plan.floor is not None
+    async def _walk(
+        self, wanted: dict[str, datetime], max_pages: int, *, pay_as_you_go: bool
+    ) -> tuple[list[Job], int]:
+        """Walk the `dead` then the `success` listing for the wanted jobs."""
         found: list[Job] = []
         pages = 0
         for state in ENDED_STATES:
@@ -88,9 +102,9 @@ class EndedFinder:
                         self.client,
                         state=state.value,
                         page_size=self.page_size,
-                        floor=plan.floor,
                         wanted=wanted,
-                        max_pages=plan.pages + 1,
+                        max_pages=max_pages,
+                        pay_as_you_go=pay_as_you_go,
                     )
             except DliError as exc:
                 log.info("ended listing failed; asking states instead", error=str(exc))
@@ -98,7 +112,7 @@ class EndedFinder:
             pages += listing.pages
             self.index.add(listing.jobs.values())
             found += [job for job_id, job in listing.jobs.items() if job_id in wanted]
-            wanted -= listing.jobs.keys()
+            wanted = {i: t for i, t in wanted.items() if i not in listing.jobs}
             if not wanted:
                 break
         return found, pages

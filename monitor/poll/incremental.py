@@ -154,26 +154,19 @@ class IncrementalPoller:
     async def _list_units(
         self, units: Sequence[_Unit], marks: Mapping[str, PollMark | None]
     ) -> None:
-        """Every newest-first walk and active listing of every unit, concurrently.
+        """Every newest-first walk and every unit's active listings, concurrently.
 
         The first walk goes alone: when it fails on authentication nothing else is sent, so a
         wrong key costs one rejected request per cycle, not one per listing (the gateway locks
         a key out after five).
         """
-        size = self._options.page_size
-        calls: list[tuple[_Unit, str, Awaitable[Listing]]] = []
+        calls: list[tuple[_Unit, str, Awaitable[list[Listing]]]] = []
         for unit in units:
-            unit_marks = [marks.get(t) for t in unit.targets]
-            floor = self._floor(unit_marks)
+            floor = self._floor([marks.get(t) for t in unit.targets])
             if floor is not FIRST_PAGE_ONLY:
                 unit.high_water = floor + timedelta(seconds=self._options.overlap_s)
-            walk = fetch_listing(self._client, queue_name=unit.queue, page_size=size, floor=floor)
-            calls.append((unit, "new", walk))
-            for state in ACTIVE_STATES:
-                listing = fetch_listing(
-                    self._client, queue_name=unit.queue, state=state.value, page_size=size
-                )
-                calls.append((unit, "active", listing))
+            calls.append((unit, "new", self._walk_new(unit.queue, floor)))
+            calls.append((unit, "active", self._active_in_order(unit.queue)))
         first = await asyncio.gather(calls[0][2], return_exceptions=True)
         if isinstance(first[0], DliAuthError):
             for _unit, _kind, call in calls[1:]:
@@ -191,9 +184,34 @@ class IncrementalPoller:
                 if unit.error is None or isinstance(result, OrderNotHonoured):
                     unit.error = result
             elif kind == "active":
-                unit.active.append(result)
+                unit.active = result
             else:
-                unit.new = result
+                unit.new = result[0]
+
+    async def _walk_new(self, queue: str | None, floor: datetime) -> list[Listing]:
+        """The newest-first walk down to `floor` (as a one-item list, like the active ones)."""
+        size = self._options.page_size
+        return [await fetch_listing(self._client, queue_name=queue, page_size=size, floor=floor)]
+
+    async def _active_in_order(self, queue: str | None) -> list[Listing]:
+        """The active listings one after another, in the order jobs move through the states.
+
+        A job that moves on between two listings (`starting` → `running`, `running` →
+        `recovering`) is then still met by the later one, instead of slipping between them
+        and costing a state call. Each listing asks for the pages it had last time at once.
+        """
+        listings = []
+        for state in ACTIVE_STATES:
+            listings.append(
+                await fetch_listing(
+                    self._client,
+                    queue_name=queue,
+                    state=state.value,
+                    page_size=self._options.page_size,
+                    ahead=self._planner.expected_pages(queue, state),
+                )
+            )
+        return listings
 
     def _floor(self, marks: Sequence[PollMark | None]) -> datetime:
         """Where the newest-first walk may stop: the oldest high water less the overlap."""
@@ -314,7 +332,7 @@ class IncrementalPoller:
             return await call
 
 
-def _discard(call: Awaitable[Listing]) -> None:
+def _discard(call: Awaitable[list[Listing]]) -> None:
     """Close a listing coroutine that will never be awaited."""
     if isinstance(call, Coroutine):
         call.close()

@@ -17,7 +17,7 @@ page, or, with a `floor`, until a page reaches jobs created before it (newest-fi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -132,30 +132,44 @@ async def fetch_listing(
     page_size: int,
     floor: datetime | None = None,
     max_pages: int = MAX_PAGES,
+    ahead: int = 1,
 ) -> Listing:
     """Walk one listing: to its end, or (with `floor`) down to jobs created before `floor`.
 
     `target` is the old way of naming the scope (a queue, or `*` for the project); `queue_name`
     None lists the whole project. `max_pages` bounds a floor walk: a walk that has not reached
     its floor by then raises (a gap that big is a job for a full listing, not an early stop).
+    `ahead` pages are asked for at once at the start (the pages the listing had last time):
+    the shorter the walk takes, the fewer rows shift under it while jobs change state.
     """
     if target is not None:
         queue_name = None if target == ALL_QUEUES else target
     walk = _Walk(default_queue=NO_QUEUE if queue_name is None else queue_name)
-    offset = 0
-    while True:
-        if walk.pages >= min(max_pages, MAX_PAGES):
+    limit = min(max_pages, MAX_PAGES)
+    offset, batch, done = 0, max(1, min(ahead, limit)), False
+    while not done:
+        if walk.pages >= limit:
             raise ListingIncomplete(f"more than {walk.pages} pages")
-        page = await client.list_batches(
-            offset=offset, size=page_size, queue_name=queue_name, state=state
+        pages = await asyncio.gather(
+            *(
+                client.list_batches(
+                    offset=offset + n * page_size,
+                    size=page_size,
+                    queue_name=queue_name,
+                    state=state,
+                )
+                for n in range(batch)
+            )
         )
-        walk.take(page)
-        if len(page.rows) + page.malformed < page_size:
-            break
-        if floor is not None and walk.oldest is not None and walk.oldest < floor:
-            break
-        offset += page_size
-    reached_end = len(page.rows) + page.malformed < page_size
+        for page in pages:
+            walk.take(page)
+            short = len(page.rows) + page.malformed < page_size
+            passed = floor is not None and walk.oldest is not None and walk.oldest < floor
+            if short or passed:
+                done, reached_end = True, short
+                break
+        offset += batch * page_size
+        batch = 1
     if floor is not None and not walk.ordered:
         raise OrderNotHonoured("rows were not newest first; an early stop could skip jobs")
     if reached_end:
@@ -168,24 +182,30 @@ async def find_in_listing(
     *,
     state: str,
     page_size: int,
-    floor: datetime,
-    wanted: set[str],
+    wanted: Mapping[str, datetime],
     max_pages: int,
+    pay_as_you_go: bool = False,
 ) -> Listing:
-    """Walk one state's listing newest first until every `wanted` job was met, or the walk
-    reaches `floor`, its end, or `max_pages`.
+    """Walk one state's listing newest first looking for the `wanted` jobs (id → creation).
 
+    The walk stops at its end, after `max_pages`, once every wanted job was met, or once it
+    has passed the creation time of the oldest wanted job not met yet (newest first, so that
+    job is not in this state). With `pay_as_you_go`, it also stops when its pages outnumber the
+    wanted jobs it met by more than one: a page that finds nothing is a state call spent.
     Every row met is a valid sighting whatever the order, so nothing here raises for order or
-    counts: a job the walk did not meet is simply asked about another way.
+    counts: a wanted job the walk did not meet is simply asked about another way.
     """
     walk = _Walk(default_queue=NO_QUEUE)
     offset = 0
     while walk.pages < max_pages:
         page = await client.list_batches(offset=offset, size=page_size, state=state)
         walk.take(page)
-        if wanted <= walk.jobs.keys() or len(page.rows) + page.malformed < page_size:
+        pending = [created for job_id, created in wanted.items() if job_id not in walk.jobs]
+        if not pending or len(page.rows) + page.malformed < page_size:
             break
-        if walk.oldest is not None and walk.oldest < floor:
+        if walk.oldest is not None and walk.oldest < min(pending):
+            break
+        if pay_as_you_go and walk.pages > len(wanted) - len(pending) + 1:
             break
         offset += page_size
     return walk.listing(reached_end=False)

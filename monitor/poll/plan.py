@@ -67,6 +67,12 @@ class Planner:
         ) + pages(sum(self.new_per_cycle.values()), self.page_size)
         return project <= per_queue
 
+    def expected_pages(self, queue: str | None, state: JobState) -> int:
+        """Full pages the active listing of `state` (one queue, or None: all) had last cycle:
+        what can be asked for at once (the short page that ends it follows)."""
+        count = sum(n for (q, s2), n in self.active.items() if s2 is state and queue in (None, q))
+        return max(1, count // self.page_size)
+
     def learn(
         self, active: Iterable[Job], new_rows: Iterable[Job], *, queues: set[str] | None
     ) -> None:
@@ -193,6 +199,9 @@ class EndedPlan:
     """The pages the walks are expected to need (the cap on each walk)."""
     state_calls: int
     """Jobs expected to be left for state calls (created before `floor`)."""
+    certain: bool = True
+    """False when the estimate reached back before the index's coverage (extrapolated or
+    unknown): then a pay-as-you-go walk is worth a try."""
 
 
 def plan_ended(
@@ -210,7 +219,11 @@ def plan_ended(
         reverse=True,
     )
     unplaced = sum(1 for job in missing if job.create_time is None)
-    best = EndedPlan(None, 0, len(jobs) + unplaced)
+    covered = index.covered_since
+    certain = covered is not None and all(
+        job.create_time is not None and job.create_time >= covered for job in jobs
+    )
+    best = EndedPlan(None, 0, len(jobs) + unplaced, certain)
     for rank, job in enumerate(jobs, start=1):
         assert job.create_time is not None
         cost = 0
@@ -221,5 +234,5 @@ def plan_ended(
             cost += pages(int(rows) + rank, page_size)
         older = len(jobs) - rank + unplaced
         if cost + older < best.pages + best.state_calls:
-            best = EndedPlan(job.create_time, cost, older)
+            best = EndedPlan(job.create_time, cost, older, certain)
     return best

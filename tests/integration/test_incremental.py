@@ -403,6 +403,7 @@ async def test_a_burst_of_deaths_is_read_from_the_dead_listing_not_job_by_job(
     dead_walk = [q for q in sent if q.get("state") == "dead"]
     assert report.events == 30
     assert len(dead_walk) == 3 and state_calls == []  # 30 rows at 10 a page, nothing else
-    assert len(sent) == 7 + 3  # walk 2, running 3, starting 1, recovering 1; the dead walk
+    # walk 2, running 3 (+2 asked ahead: it had 5 full pages last cycle), starting, recovering
+    assert len(sent) == 7 + 2 + 3
     died = [name for name, _f, to in events(harness) if to == "dead"]
     assert sorted(died) == sorted(f"b{i}" for i in range(30))
