@@ -36,10 +36,11 @@ from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, utc_now
 from monitor.poll.cycle import Cycle, CycleOptions
-from monitor.poll.incremental import IncrementalOptions, IncrementalPoller
+from monitor.poll.incremental import IncrementalPoller
 from monitor.poll.listing import ALL_QUEUES
 from monitor.poll.plan import Planner
 from monitor.poll.reconcile import Reconciler
+from monitor.poll.units import IncrementalOptions
 from monitor.redact import redact_url
 from monitor.routing import Router
 from monitor.scheduler import (
@@ -333,6 +334,7 @@ def _incremental(
             page_size=page_size,
             overlap_s=settings.poll.overlap,
             concurrency=settings.dli.max_concurrency,
+            listing_attempts=settings.poll.listing_attempts,
         ),
         planner,
         lambda: Reconciler(full_resync_s=settings.poll.full_resync, page_size=page_size),

@@ -191,7 +191,11 @@ class Cycle:
             outcome = observed.get(target)
             if isinstance(outcome, Observation) and outcome.fallback:
                 self._metrics.poll.observe_fallback(outcome.fallback)
-                log.warning("listing order not honoured; listing in full", target=target)
+                log.warning(
+                    "listing order not honoured; listing in full",
+                    target=target,
+                    detail=outcome.detail,
+                )
                 results.append(await self._poll_full(target, now, started))
             elif isinstance(outcome, Observation):
                 with structlog.contextvars.bound_contextvars(target=target):

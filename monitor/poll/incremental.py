@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import structlog
 
 from monitor.dli.client import DliClient
-from monitor.dli.errors import DliAuthError
 from monitor.models import Job, PollMark, Snapshot
 from monitor.poll.ended import EndedFinder
 from monitor.poll.listing import (
@@ -34,42 +32,16 @@ from monitor.poll.listing import (
     Listing,
     ListingIncomplete,
     OrderNotHonoured,
-    fetch_listing,
     fetch_page,
 )
 from monitor.poll.observation import Observation
-from monitor.poll.plan import ACTIVE_STATES, EndedIndex, Planner
+from monitor.poll.plan import EndedIndex, Planner
 from monitor.poll.reconcile import PassReport, Reconciler
+from monitor.poll.units import IncrementalOptions, Unit, UnitLister
 
 log = structlog.get_logger(__name__)
 
-FIRST_PAGE_ONLY = datetime.max.replace(tzinfo=UTC)
-"""A floor no row reaches: a baseline reads one page of the newest-first listing."""
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class IncrementalOptions:
-    """The knobs of incremental polling."""
-
-    targets: tuple[str, ...]
-    page_size: int = 100
-    overlap_s: float = 30.0
-    concurrency: int = 4
-
-
-@dataclass
-class _Unit:
-    """One scope of listings: the project (queue None) or one queue, and what it returned."""
-
-    queue: str | None
-    targets: tuple[str, ...]
-    active: list[Listing] = field(default_factory=list)
-    new: Listing | None = None
-    error: BaseException | None = None
-    high_water: datetime | None = None
-    """The oldest high water of the unit's targets before this cycle's walk."""
 
 
 class IncrementalPoller:
@@ -89,6 +61,7 @@ class IncrementalPoller:
         self._reconcilers: dict[str | None, Reconciler] = {}
         self._index = EndedIndex()
         self._limit = asyncio.Semaphore(max(1, options.concurrency))
+        self._lister = UnitLister(client, options, planner, self._limit)
         self._project_wide = True
         self._started_with = 0
         self.last_pass: PassReport | None = None
@@ -112,7 +85,7 @@ class IncrementalPoller:
         self._started_with = self._client.requests_sent
         self.costs = {}
         units = self._units()
-        await self._list_units(units, marks)
+        await self._lister.run(units, marks)
         self.costs["listings"] = self.spent()
         out: dict[str, Observation | BaseException] = {}
         for unit in units:
@@ -143,88 +116,19 @@ class IncrementalPoller:
         if created:
             self._index.forget_before(min(created))
 
-    def _units(self) -> list[_Unit]:
+    def _units(self) -> list[Unit]:
         targets = self._options.targets
         queues = None if ALL_QUEUES in targets else targets
         self._project_wide = self._planner.project_wide(queues)
         if self._project_wide:
-            return [_Unit(None, targets)]
-        return [_Unit(target, (target,)) for target in targets]
-
-    async def _list_units(
-        self, units: Sequence[_Unit], marks: Mapping[str, PollMark | None]
-    ) -> None:
-        """Every newest-first walk and every unit's active listings, concurrently.
-
-        The first walk goes alone: when it fails on authentication nothing else is sent, so a
-        wrong key costs one rejected request per cycle, not one per listing (the gateway locks
-        a key out after five).
-        """
-        calls: list[tuple[_Unit, str, Awaitable[list[Listing]]]] = []
-        for unit in units:
-            floor = self._floor([marks.get(t) for t in unit.targets])
-            if floor is not FIRST_PAGE_ONLY:
-                unit.high_water = floor + timedelta(seconds=self._options.overlap_s)
-            calls.append((unit, "new", self._walk_new(unit.queue, floor)))
-            calls.append((unit, "active", self._active_in_order(unit.queue)))
-        first = await asyncio.gather(calls[0][2], return_exceptions=True)
-        if isinstance(first[0], DliAuthError):
-            for _unit, _kind, call in calls[1:]:
-                _discard(call)
-            for unit in units:
-                unit.error = first[0]
-            return
-        rest = await asyncio.gather(
-            *(self._limited(call) for _u, _k, call in calls[1:]), return_exceptions=True
-        )
-        for (unit, kind, _call), result in zip(calls, [*first, *rest], strict=True):
-            if isinstance(result, BaseException):
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                if unit.error is None or isinstance(result, OrderNotHonoured):
-                    unit.error = result
-            elif kind == "active":
-                unit.active = result
-            else:
-                unit.new = result[0]
-
-    async def _walk_new(self, queue: str | None, floor: datetime) -> list[Listing]:
-        """The newest-first walk down to `floor` (as a one-item list, like the active ones)."""
-        size = self._options.page_size
-        return [await fetch_listing(self._client, queue_name=queue, page_size=size, floor=floor)]
-
-    async def _active_in_order(self, queue: str | None) -> list[Listing]:
-        """The active listings one after another, in the order jobs move through the states.
-
-        A job that moves on between two listings (`starting` → `running`, `running` →
-        `recovering`) is then still met by the later one, instead of slipping between them
-        and costing a state call. Each listing asks for the pages it had last time at once.
-        """
-        listings = []
-        for state in ACTIVE_STATES:
-            listings.append(
-                await fetch_listing(
-                    self._client,
-                    queue_name=queue,
-                    state=state.value,
-                    page_size=self._options.page_size,
-                    ahead=self._planner.expected_pages(queue, state),
-                )
-            )
-        return listings
-
-    def _floor(self, marks: Sequence[PollMark | None]) -> datetime:
-        """Where the newest-first walk may stop: the oldest high water less the overlap."""
-        waters = [m.high_water for m in marks if m is not None and m.high_water is not None]
-        if not waters:
-            return FIRST_PAGE_ONLY
-        return min(waters) - timedelta(seconds=self._options.overlap_s)
+            return [Unit(None, targets)]
+        return [Unit(target, (target,)) for target in targets]
 
     def _observation(
-        self, unit: _Unit, target: str, mark: PollMark | None, now: datetime
+        self, unit: Unit, target: str, mark: PollMark | None, now: datetime
     ) -> Observation | BaseException:
         if isinstance(unit.error, OrderNotHonoured):
-            return Observation(fallback="order")
+            return Observation(fallback="order", detail=str(unit.error))
         if unit.error is not None or unit.new is None:
             return unit.error or ListingIncomplete("no newest-first walk")
         observation = Observation()
@@ -236,7 +140,7 @@ class IncrementalPoller:
         self._index.cover_from(observation.mark.high_water or now, unit.new.jobs.values())
         return observation
 
-    def _learn(self, units: Sequence[_Unit]) -> None:
+    def _learn(self, units: Sequence[Unit]) -> None:
         """Feed the planner and the ended index from this cycle's listings."""
         for unit in units:
             if unit.error is not None or unit.new is None:
@@ -289,7 +193,7 @@ class IncrementalPoller:
         return ended.postponed
 
     async def _reconcile(
-        self, observations: Mapping[str, Observation], units: Sequence[_Unit], room: float
+        self, observations: Mapping[str, Observation], units: Sequence[Unit], room: float
     ) -> None:
         """Read the pages of history due this cycle, as far as the budget allows."""
         for unit in units:
@@ -330,12 +234,6 @@ class IncrementalPoller:
     async def _limited(self, call: Awaitable[T]) -> T:
         async with self._limit:
             return await call
-
-
-def _discard(call: Awaitable[list[Listing]]) -> None:
-    """Close a listing coroutine that will never be awaited."""
-    if isinstance(call, Coroutine):
-        call.close()
 
 
 def _keeper(target: str) -> Callable[[Job], bool]:

@@ -78,6 +78,8 @@ class _Walk:
     oldest: datetime | None = None
     newest: datetime | None = None
     ordered: bool = True
+    disorder: str = ""
+    """Where the order first broke, for the log line."""
 
     def take(self, page: BatchPage) -> None:
         """Parse one page's rows into the walk."""
@@ -117,8 +119,12 @@ class _Walk:
         """
         if created is None:
             return
-        if self.oldest is not None and created > self.oldest:
+        if self.oldest is not None and created > self.oldest and self.ordered:
             self.ordered = False
+            self.disorder = (
+                f"page {self.pages}: a row created {created.isoformat()} after one created"
+                f" {self.oldest.isoformat()}"
+            )
         self.oldest = created if self.oldest is None else min(self.oldest, created)
         self.newest = created if self.newest is None else max(self.newest, created)
 
@@ -171,7 +177,7 @@ async def fetch_listing(
         offset += batch * page_size
         batch = 1
     if floor is not None and not walk.ordered:
-        raise OrderNotHonoured("rows were not newest first; an early stop could skip jobs")
+        raise OrderNotHonoured(f"rows were not newest first ({walk.disorder})")
     if reached_end:
         check_total(walk.totals, len(walk.jobs) + walk.malformed, walk.duplicates)
     return walk.listing(reached_end=reached_end)

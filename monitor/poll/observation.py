@@ -30,6 +30,8 @@ class Observation:
     """Ids whose only sighting this cycle came from the reconciliation walk."""
     fallback: str = ""
     """Why this target must be listed in full this cycle ('' when it need not)."""
+    detail: str = ""
+    """What exactly went wrong, for the log line of a fallback."""
 
     def see(self, job: Job) -> None:
         """Add one sighting; of two sightings of a job, the later state wins."""

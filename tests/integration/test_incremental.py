@@ -164,9 +164,14 @@ async def test_a_job_inserted_mid_listing_is_neither_lost_nor_doubled(harness: H
     harness.world.faults.insert_during_paging(
         {"queue": "etl", "name": "newcomer", "state": "running"}, after_offset=10
     )
-    for _ in range(3):
+    harness.clock.advance(30)
+    with capture_logs() as logs:
+        first = await harness.cycle()
+    for _ in range(2):
         harness.clock.advance(30)
         await harness.cycle()
+    assert first.ok  # the shifted listing was listed again within the cycle
+    assert any(entry["event"] == "listing shifted; listing again" for entry in logs)
     assert events(harness) == [("newcomer", None, "running")]
 
 
