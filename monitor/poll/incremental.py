@@ -246,12 +246,17 @@ def _keeper(target: str) -> Callable[[Job], bool]:
 def _take_reconciled(
     observation: Observation, listing: Listing, keep: Callable[[Job], bool]
 ) -> None:
-    """Add reconciliation rows that no other listing showed this cycle, marked as such."""
+    """Add reconciliation rows that no other listing showed this cycle.
+
+    Those no other call of this cycle told anything about are marked: a change they carry is
+    one incremental polling missed. A job a state call already answered for is not.
+    """
     observation.pages += listing.pages
     for job in listing.jobs.values():
         if keep(job) and job.id not in observation.sightings:
             observation.sightings[job.id] = job
-            observation.reconciled.add(job.id)
+            if job.id not in observation.confirmed:
+                observation.reconciled.add(job.id)
 
 
 def _next_mark(mark: PollMark | None, newest: datetime | None, now: datetime) -> PollMark:

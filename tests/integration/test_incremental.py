@@ -8,11 +8,14 @@ harness pages by 10, so a few dozen jobs make multi-page listings.
 from __future__ import annotations
 
 import random
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from monitor.app import Monitor
@@ -284,11 +287,14 @@ async def test_state_calls_wait_for_the_budget_and_nothing_is_said_meanwhile(
     assert sorted(events(harness)) == [(f"r{i}", "running", "dead") for i in range(3)]
 
 
-async def _scenario_events(tmp_path: Path, mode: str, seed: int) -> list[tuple[Any, ...]]:
+async def _scenario_events(
+    tmp_path: Path, mode: str, seed: int, page_size: int = 10
+) -> list[tuple[Any, ...]]:
     """Run one seeded scenario of starts, ends and short-lived jobs; the events it produced."""
     rng = random.Random(seed)
     async with _harness(tmp_path / mode, FakeClock()) as harness:
         harness.overrides["poll"] = {"interval": "30s", "mode": mode, "full_resync": "10m"}
+        harness.overrides["dli"] = {**harness.config()["dli"], "page_size": page_size}
         add_history(harness.world, 60)
         live: list[str] = []
         async with harness.monitor() as monitor:
@@ -297,10 +303,23 @@ async def _scenario_events(tmp_path: Path, mode: str, seed: int) -> list[tuple[A
                 harness.clock.advance(30)
                 _scenario_step(harness.world, rng, live, step)
                 await monitor.run_cycle()
+            # nothing was left for reconciliation to find, and the order always held
+            assert _sample_sum(monitor, "dli_monitor_reconcile_discrepancies_total") == 0
+            assert _sample_sum(monitor, "dli_monitor_poll_fallbacks_total") == 0
         return sorted(
             (p["kind"], p["job"]["name"], p["from_state"], p["to_state"])
             for p in harness.receiver.payloads()
         )
+
+
+def _sample_sum(monitor: Monitor, name: str) -> float:
+    """The sum of every sample of one series name."""
+    return sum(
+        sample.value
+        for family in monitor.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    )
 
 
 def _scenario_step(world: World, rng: random.Random, live: list[str], step: int) -> None:
@@ -412,3 +431,12 @@ async def test_a_burst_of_deaths_is_read_from_the_dead_listing_not_job_by_job(
     assert len(sent) == 7 + 2 + 3
     died = [name for name, _f, to in events(harness) if to == "dead"]
     assert sorted(died) == sorted(f"b{i}" for i in range(30))
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**32), page_size=st.sampled_from([2, 3, 10, 50]))
+async def test_both_modes_agree_on_any_generated_history(seed: int, page_size: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        incremental = await _scenario_events(Path(folder), "incremental", seed, page_size)
+        full = await _scenario_events(Path(folder), "full", seed, page_size)
+    assert incremental == full
