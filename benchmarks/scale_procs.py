@@ -139,7 +139,8 @@ class Daemon(Child):
             line["_cpu"] = proc_cpu_s(self.proc.pid)
             self.cycles.append(line)
         elif line.get("level") in ("warning", "error", "critical"):
-            self.warnings.append(str(line.get("event")) + " " + str(line.get("detail", "")) + str(line.get("error", "")))
+            why = line.get("detail") or line.get("error") or ""
+            self.warnings.append(f"{line.get('event')} {why}".strip())
 
     async def wait_cycles(self, count: int, timeout: float) -> None:
         """Wait until `count` cycles have completed."""
