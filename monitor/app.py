@@ -84,6 +84,7 @@ class Monitor:
         self.clock = clock
         self.metrics = Metrics(version=__version__, settings=settings.metrics, clock=clock)
         self.health = Health(stale_after_s=_stale_after(settings), clock=clock)
+        self.metrics.poll.set_interval(settings.poll.interval)
         self._stack = AsyncExitStack()
         self.store: Store
         self.cycle: Cycle

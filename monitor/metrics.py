@@ -327,6 +327,7 @@ class Metrics:
             self._last_success.labels(queue=queue)
             self._malformed.labels(queue=queue)
             self._pages.labels(queue=queue)
+            self.poll.declare_queue(queue)
             for reason in POLL_ERROR_REASONS:
                 self._poll_errors.labels(queue=queue, reason=reason)
         for sink in sinks:

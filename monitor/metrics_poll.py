@@ -46,6 +46,10 @@ class PollMetrics:
             registry=registry,
         )
 
+    def declare_queue(self, queue: str) -> None:
+        """Start the queue's discrepancy count at zero, so the series exists from the start."""
+        self._discrepancies.labels(queue=queue)
+
     def observe_cycle(self, requests: int) -> None:
         """Record the requests one cycle made."""
         self._requests.observe(requests)
