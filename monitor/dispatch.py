@@ -23,6 +23,7 @@ outbox itself (`monitor.store`), metrics (the caller passes an `observer`).
 from __future__ import annotations
 
 import asyncio
+import random
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,8 +50,10 @@ SENDS_KEPT_S = 3600.0
 class DeliveryPolicy:
     """How deliveries are retried: waits between attempts, and when to give up."""
 
-    backoff: tuple[float, ...] = (5, 30, 120, 600)
+    backoff: tuple[float, ...] = (1, 2, 4, 8, 15, 30, 60, 120, 300)
     """Seconds before attempt n+1 after n failures; the last value repeats."""
+    jitter: float = 0.0
+    """Each wait grows by a random share of itself up to this (never shrinks)."""
     max_age_s: float = 86400
     """A retryable failure of an event older than this is final."""
     batch_size: int = 100
@@ -61,6 +64,8 @@ class DeliveryPolicy:
     def __post_init__(self) -> None:
         if any(delay < 0 for delay in self.backoff):
             raise ValueError("backoff delays must not be negative")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("jitter must be between 0 and 1")
         if self.max_age_s <= 0:
             raise ValueError("max_age_s must be positive")
         if self.batch_size < 1:
@@ -68,11 +73,13 @@ class DeliveryPolicy:
         if self.digest_limit < 2:
             raise ValueError("digest_limit must be at least 2")
 
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after the attempt that made `attempts` failures in a row (1-based)."""
+    def delay(self, attempts: int, spread: float = 0.0) -> float:
+        """Seconds to wait after the attempt that made `attempts` failures in a row (1-based);
+        `spread` in [0, 1) picks where within the jitter the wait lands."""
         if not self.backoff:
             return 0.0
-        return float(self.backoff[min(max(attempts, 1), len(self.backoff)) - 1])
+        base = float(self.backoff[min(max(attempts, 1), len(self.backoff)) - 1])
+        return base * (1.0 + self.jitter * spread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +138,14 @@ class Dispatcher:
         clock: Clock = utc_now,
         observer: DeliveryObserver | None = None,
         budgets: Mapping[str, RateBudget] | None = None,
+        rng: random.Random | None = None,
+        on_failure: DeliveryObserver | None = None,
     ) -> None:
+        """`rng` draws the jitter of retry waits (seed it in tests); `on_failure` is told
+        (sink, failure kind) for every failed attempt."""
+        self._on_failure = on_failure
         self._store = store
+        self._random = rng or random.Random()
         self._sinks = dict(sinks)
         self._policy = policy
         self._clock = clock
@@ -274,7 +287,7 @@ class Dispatcher:
             for _ in rows:
                 self._settle(state.tally, name, "delivered")
             return True
-        self._note_failure(name, error.reason)
+        self._note_failure(name, error)
         retried = self._record_failure(name, rows, error, state.tally)
         if error.retry_after:
             until = self._clock() + timedelta(seconds=error.retry_after)
@@ -332,7 +345,8 @@ class Dispatcher:
                 self._store.mark_failed(row.event.event_id, name, reason=reason, now=now)
                 self._settle(tally, name, "failed")
                 continue
-            delay = max(self._policy.delay(row.attempts + 1), error.retry_after or 0.0)
+            wait = self._policy.delay(row.attempts + 1, self._random.random())
+            delay = max(wait, error.retry_after or 0.0)
             retries.append((row.event.event_id, now + timedelta(seconds=delay)))
             self._settle(tally, name, "retry")
         self._store.mark_retry_many(retries, name, reason=error.reason)
@@ -356,10 +370,13 @@ class Dispatcher:
         tally.failed += 1
         tally.given_up[name] = tally.given_up.get(name, 0) + 1
 
-    def _note_failure(self, name: str, reason: str) -> None:
-        """Log healthy → failing once; later failures of the same sink only at debug level."""
+    def _note_failure(self, name: str, error: SinkError) -> None:
+        """Count the failure by kind; log healthy → failing once, later ones at debug level."""
+        if self._on_failure is not None:
+            self._on_failure(name, error.kind)
+        fields = {"sink": name, "kind": error.kind, "reason": error.reason}
         if name in self._failing:
-            log.debug("sink still failing", sink=name, reason=reason)
+            log.debug("sink still failing", **fields)
         else:
-            log.warning("sink failing", sink=name, reason=reason)
-        self._failing[name] = reason
+            log.warning("sink failing", **fields)
+        self._failing[name] = error.reason

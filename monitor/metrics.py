@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from monitor.config.metrics import MetricsSettings
+from monitor.metrics_delivery import DeliveryMetrics
 from monitor.metrics_jobs import (
     JobCountCollector,
     JobSeriesCollector,
@@ -41,7 +42,10 @@ RUN_BUCKETS = (30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.
 
 POLL_ERROR_REASONS: tuple[str, ...] = (
     "server_error",
+    "client_error",
     "timeout",
+    "connection",
+    "tls",
     "rate_limited",
     "auth",
     "bad_response",
@@ -233,6 +237,7 @@ class Metrics:
             registry=reg,
         )
         self.poll = PollMetrics(reg)
+        self.delivery = DeliveryMetrics(reg)
         self._view = JobView()
         self._jobs = JobCountCollector(self._view)
         reg.register(self._jobs)
@@ -334,6 +339,7 @@ class Metrics:
             for outcome in NOTIFICATION_OUTCOMES:
                 self._notifications.labels(sink=sink, outcome=outcome)
             self._outbox_pending.labels(sink=sink)  # a new child starts at 0; keeps a set value
+            self.delivery.declare_sink(sink)
             if sink not in self._sinks:
                 self._ages.outbox(sink, None)
             self._sinks.add(sink)

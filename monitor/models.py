@@ -232,6 +232,18 @@ class PollMark:
     the first time is not news. None when the baseline saw every job (a full listing)."""
 
 
+SINK_FAILURE_KINDS: tuple[str, ...] = (
+    "timeout",
+    "connection",
+    "tls",
+    "http_4xx",
+    "http_5xx",
+    "throttled",
+    "vendor_error",
+    "other",
+)
+"""Why a send to a sink failed, in a word: the `reason` label of delivery failure metrics."""
+
 Snapshot = Mapping[str, Job]
 """The jobs of one target keyed by job id, as of one complete listing."""
 

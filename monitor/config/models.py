@@ -198,9 +198,17 @@ class DeliverySettings(_Model):
     """How notifications are delivered from the outbox to the sinks."""
 
     backoff: list[Duration] = Field(
-        default=[5.0, 30.0, 120.0, 600.0],
+        default=[1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0],
         min_length=1,
-        description="Waits between delivery attempts; the last repeats.",
+        description="Waits between delivery attempts, doubling from 1s to 5m; the last repeats."
+        " A vendor's named wait (Retry-After, a robot's block) is honoured when longer.",
+    )
+    jitter: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Each wait is lengthened by a random share up to this, so retries of many"
+        " rows or replicas do not arrive in lockstep (0 = exact waits).",
     )
     max_age: PositiveDuration = Field(
         default=86400.0,

@@ -21,7 +21,7 @@ import aiohttp
 import structlog
 import yarl
 
-from monitor.dli.errors import DliAuthError, parse_error_body
+from monitor.dli.errors import DliAuthError, parse_error_body, transport_code
 from monitor.dli.signer import sign
 from monitor.models import Clock, utc_now
 from monitor.redact import redact_url, scrub
@@ -243,7 +243,8 @@ class IamTokenAuth:
         except TimeoutError:
             raise self._error(error_code="timeout", error_msg="IAM did not answer") from None
         except aiohttp.ClientError as exc:
-            raise self._error(error_code="connection_error", error_msg=type(exc).__name__) from None
+            code = transport_code(exc)
+            raise self._error(error_code=code, error_msg=type(exc).__name__) from None
         if status not in (200, 201):
             code, msg, body_request_id = parse_error_body(body)
             raise self._error(

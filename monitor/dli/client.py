@@ -30,6 +30,7 @@ from monitor.dli.errors import (
     DliRequestError,
     DliTransportError,
     error_from_response,
+    transport_code,
 )
 from monitor.dli.signer import canonical_query, encode
 from monitor.models import Clock, utc_now
@@ -38,8 +39,9 @@ from monitor.retry_after import parse_retry_after
 log = structlog.get_logger(__name__)
 
 RequestObserver = Callable[[str, str], None]
-"""Told about every attempt: (operation, code), code = HTTP status, "timeout" or
-"connection_error"."""
+"""Told about every attempt: (operation, code), code = HTTP status, or for an attempt with no
+answer one of `TRANSPORT_CODES` (timeout, tls, connection_refused, connection_reset,
+connection_error)."""
 
 LIST_OPERATION = "list_batches"
 STATE_OPERATION = "get_state"
@@ -209,7 +211,7 @@ class DliClient:
         except TimeoutError:
             return _Answer("timeout", detail="no answer in time")
         except aiohttp.ClientError as exc:
-            return _Answer("connection_error", detail=type(exc).__name__)
+            return _Answer(transport_code(exc), detail=type(exc).__name__)
 
     def _delay(self, answer: _Answer, retries: int) -> float:
         """Seconds before the next try: the server's Retry-After on 429, else the backoff."""

@@ -8,9 +8,12 @@ way the SDK parses error bodies. Retrying is not decided here: that is `client._
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Mapping
 from typing import Any
+
+import aiohttp
 
 from monitor.redact import redact_text
 
@@ -152,6 +155,32 @@ def error_class_for(status: int, error_code: str) -> type[DliError]:
     if status >= 500:
         return DliServerError
     return DliRequestError
+
+
+TRANSPORT_CODES: tuple[str, ...] = (
+    "timeout",
+    "tls",
+    "connection_refused",
+    "connection_reset",
+    "connection_error",
+)
+"""What stands for the HTTP status of an attempt that got no answer: the request metric's
+`code` and a transport error's `error_code`."""
+
+
+def transport_code(exc: BaseException) -> str:
+    """The word for why an attempt got no HTTP answer (one of `TRANSPORT_CODES`)."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection_refused"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return "connection_reset"
+    if isinstance(exc, aiohttp.ClientOSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
+        return "connection_reset"
+    return "connection_error"
 
 
 def error_from_response(

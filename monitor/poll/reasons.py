@@ -6,7 +6,9 @@ from monitor.dli.errors import (
     DliAuthError,
     DliBadResponse,
     DliError,
+    DliNotFound,
     DliRateLimited,
+    DliRequestError,
     DliServerError,
     DliTransportError,
 )
@@ -17,8 +19,6 @@ def error_code(exc: DliError) -> str:
     """The API's error code, or what stands for it when the failure had none."""
     if exc.error_code:
         return exc.error_code
-    if isinstance(exc, DliTransportError):
-        return "timeout"
     return f"HTTP {exc.status}" if exc.status else "other"
 
 
@@ -33,7 +33,10 @@ def reason(exc: Exception) -> str:
     if isinstance(exc, DliServerError):
         return "server_error"
     if isinstance(exc, DliTransportError):
-        return "timeout"
+        code = exc.error_code or ""
+        return code if code in ("timeout", "tls") else "connection"
     if isinstance(exc, DliBadResponse):
         return "bad_response"
+    if isinstance(exc, DliRequestError | DliNotFound):
+        return "client_error"
     return "other"

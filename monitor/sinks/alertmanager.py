@@ -379,4 +379,5 @@ class AlertmanagerSink:
                 f"alertmanager: {safe_text(failure.reason)}",
                 retryable=failure.retryable,
                 retry_after=failure.retry_after,
+                kind=failure.kind,
             )

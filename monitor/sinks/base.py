@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Protocol
 
-from monitor.models import Notification, utc_now
+from monitor.models import SINK_FAILURE_KINDS, Notification, utc_now
 from monitor.redact import redact_text, redact_url
 from monitor.retry_after import parse_retry_after
 
@@ -25,13 +25,22 @@ _SPACE = re.compile(r"\s+")
 
 
 class SinkError(Exception):
-    """A send that did not deliver; `retryable` says whether a later attempt may succeed."""
+    """A send that did not deliver; `retryable` says whether a later attempt may succeed, and
+    `kind` (one of `SINK_FAILURE_KINDS`) why, in a word."""
 
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        kind: str = "other",
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.kind = kind if kind in SINK_FAILURE_KINDS else "other"
 
     def __repr__(self) -> str:
         return (
@@ -75,7 +84,17 @@ def classify_status(
         return None
     excerpt = safe_text(body)
     reason = f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}"
+    kind = status_kind(status)
     if not is_retryable_status(status):
-        return SinkError(reason, retryable=False)
+        return SinkError(reason, retryable=False, kind=kind)
     retry_after = parse_retry_after(retry_after_header, now or utc_now())
-    return SinkError(reason, retryable=True, retry_after=retry_after)
+    return SinkError(reason, retryable=True, retry_after=retry_after, kind=kind)
+
+
+def status_kind(status: int) -> str:
+    """The failure kind an HTTP status stands for."""
+    if status == 429:
+        return "throttled"
+    if status == 408:
+        return "timeout"
+    return "http_5xx" if status >= 500 else "http_4xx"

@@ -75,14 +75,18 @@ def vendor_code_error(
     code = data.get(code_key) if data is not None else None
     if not isinstance(code, int) or isinstance(code, bool):
         excerpt = safe_text(body)
-        return SinkError(f"HTTP {status} without a {code_key}: {excerpt}", retryable=True)
+        return SinkError(
+            f"HTTP {status} without a {code_key}: {excerpt}", retryable=True, kind="vendor_error"
+        )
     if code == 0:
         return None
     assert data is not None
     reason = f"{code_key} {code}: {safe_text(str(data.get(message_key, '')))}".rstrip(": ")
     if code in throttled:
-        return SinkError(f"throttled, {reason}", retryable=True, retry_after=throttled[code])
-    return SinkError(reason, retryable=code in retryable)
+        return SinkError(
+            f"throttled, {reason}", retryable=True, retry_after=throttled[code], kind="throttled"
+        )
+    return SinkError(reason, retryable=code in retryable, kind="vendor_error")
 
 
 def fit_body(

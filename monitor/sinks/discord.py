@@ -55,7 +55,9 @@ def classify(status: int, body: str, headers: Mapping[str, str], now: datetime) 
     data = parse_json(body) or {}
     wait = data.get("retry_after")
     if isinstance(wait, int | float) and not isinstance(wait, bool) and math.isfinite(wait):
-        return SinkError(error.reason, retryable=True, retry_after=max(0.0, float(wait)))
+        return SinkError(
+            error.reason, retryable=True, retry_after=max(0.0, float(wait)), kind="throttled"
+        )
     return error
 
 

@@ -63,11 +63,16 @@ async def post(
                 response.status, raw.decode("utf-8", errors="replace"), response.headers, clock()
             )
     except TimeoutError:
-        error = SinkError(f"no answer from {shown} within {timeout_s:g}s", retryable=True)
+        error = SinkError(
+            f"no answer from {shown} within {timeout_s:g}s", retryable=True, kind="timeout"
+        )
     except aiohttp.ClientError as exc:
-        error = SinkError(f"{type(exc).__name__} talking to {shown}", retryable=True)
+        kind = "tls" if isinstance(exc, aiohttp.ClientSSLError) else "connection"
+        error = SinkError(f"{type(exc).__name__} talking to {shown}", retryable=True, kind=kind)
     if error is not None:
         reason = scrub(error.reason, set(secrets))
         if reason != error.reason or MASK in reason:
-            error = SinkError(reason, retryable=error.retryable, retry_after=error.retry_after)
+            error = SinkError(
+                reason, retryable=error.retryable, retry_after=error.retry_after, kind=error.kind
+            )
         raise error

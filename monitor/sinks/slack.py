@@ -40,7 +40,9 @@ def classify(status: int, body: str, headers: Mapping[str, str], now: datetime) 
     error = classify_status(status, body, headers.get("Retry-After"), now=now)
     if error is not None or body.strip() == "ok":
         return error
-    return SinkError(f"HTTP {status} but not ok: {safe_text(body)}", retryable=False)
+    return SinkError(
+        f"HTTP {status} but not ok: {safe_text(body)}", retryable=False, kind="vendor_error"
+    )
 
 
 class SlackSink(ChatSink):

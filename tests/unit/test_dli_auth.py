@@ -216,7 +216,7 @@ async def test_an_unreachable_iam_raises_auth_error(
     with pytest.raises(DliAuthError) as info:
         await auth.headers("GET", URL, {}, b"")
     assert info.value.operation == "iam_token"
-    assert info.value.error_code == "connection_error"
+    assert info.value.error_code == "connection_refused"
     assert PASSWORD not in str(info.value)
 
 

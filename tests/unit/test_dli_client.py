@@ -506,8 +506,8 @@ async def test_connection_errors_are_retried_then_raise_a_transport_error(
     client = harness.client(endpoint=f"http://127.0.0.1:{port}")
     with pytest.raises(DliTransportError) as info:
         await client.list_batches(offset=0, size=10)
-    assert info.value.error_code == "connection_error"
-    assert harness.observed == [("list_batches", "connection_error")] * 4
+    assert info.value.error_code == "connection_refused"
+    assert harness.observed == [("list_batches", "connection_refused")] * 4
     assert harness.sleeps == [1.0, 2.0, 4.0]
 
 
