@@ -1,7 +1,7 @@
 """The `dli-monitor` command line: argument parsing, logging set-up and exit codes.
 
 Commands: `run`, `once`, `check-config`, `render`, `test-sink`, `demo`, `simulate`,
-`silence add|list|expire`.
+`silence add|list|expire`, `state check`.
 Exit codes: 0 success, 1 a runtime failure (for `once`: a target failed to poll), 2 invalid
 configuration or usage.
 Everything that does work lives elsewhere; this module only parses and dispatches.
@@ -32,6 +32,7 @@ from monitor.logs import add_secrets, configure
 from monitor.models import utc_now
 from monitor.silences import SilenceError, compile_job_name
 from monitor.store import Store
+from monitor.store_file import inspect_state
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state", default=None, help="state file (default: a temporary one)")
 
     _add_silence_parser(commands)
+    _add_state_parser(commands)
     _add_sink_parsers(commands)
 
     simulate = commands.add_parser("simulate", help="run the DLI simulator alone")
@@ -120,6 +122,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 secret_key=args.secret_key,
             )
         )
+    if args.command == "state":
+        return _state_check(args)
     settings = _load(args.config)
     if settings is None:
         return EXIT_CONFIG
@@ -191,6 +195,39 @@ def _add_silence_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
             default=os.environ.get(CONFIG_ENV),
             help=f"config file (default: ${CONFIG_ENV})",
         )
+
+
+def _add_state_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`state check`: inspect the state file read-only (safe while the daemon runs)."""
+    state = commands.add_parser("state", help="inspect the state file without changing it")
+    actions = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check",
+        help="print version, integrity, row counts and pending deliveries; exit 1 when not ok",
+    )
+    where = check.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"config file naming the state file (default: ${CONFIG_ENV})",
+    )
+    where.add_argument("--state", default=None, help="the state file itself, no config needed")
+
+
+def _state_check(args: argparse.Namespace) -> int:
+    """Run `state check`: exit 1 when the file is not ok, 2 when the config is invalid."""
+    path = args.state
+    if path is None:
+        settings = _load(args.config)
+        if settings is None:
+            return EXIT_CONFIG
+        path = str(settings.state.path)
+        if path == ":memory:":
+            sys.stderr.write("error: the config keeps its state in memory (state.path)\n")
+            return EXIT_CONFIG
+    report = inspect_state(path)
+    sys.stdout.write("".join(f"{line}\n" for line in report.lines()))
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def _add_sink_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -44,87 +44,17 @@ from monitor.models import (
     RuleMemory,
 )
 from monitor.silences import Silence
+from monitor.store_file import SCHEMA_VERSION, StoreError, open_state_file
 
-SCHEMA_VERSION = 2
-"""Stored in `PRAGMA user_version`; a file with a newer version is refused. Version 2 added
-`poll_marks`; a version-1 file gains the table on open (every table is `IF NOT EXISTS`)."""
+__all__ = ["SCHEMA_VERSION", "Delivery", "Store", "StoreError", "TargetState"]
+"""Stored in `PRAGMA user_version`. An older file is migrated on open (`monitor.store_migrations`);
+a newer, corrupt or non-SQLite file is refused with `StoreError` and left untouched."""
 
 _TERMINAL = tuple(state.value for state in JobState if state.is_terminal)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS targets (
-    target      TEXT PRIMARY KEY,
-    baseline_at TEXT NOT NULL,
-    polled_at   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS poll_marks (
-    target         TEXT PRIMARY KEY,
-    high_water     TEXT,
-    baseline_floor TEXT
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    target TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    data   TEXT NOT NULL,
-    PRIMARY KEY (target, job_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id   TEXT NOT NULL UNIQUE,
-    target     TEXT NOT NULL,
-    data       TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
-    sink            TEXT NOT NULL,
-    status          TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'delivered', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
-    last_error      TEXT NOT NULL DEFAULT '',
-    done_at         TEXT,
-    PRIMARY KEY (event_id, sink)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
-CREATE TABLE IF NOT EXISTS sends (
-    sink TEXT NOT NULL,
-    at   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sends_by_sink ON sends (sink, at);
-CREATE TABLE IF NOT EXISTS job_history (
-    target       TEXT NOT NULL,
-    job_name     TEXT NOT NULL,
-    durations    TEXT NOT NULL DEFAULT '[]',
-    failures     INTEGER NOT NULL DEFAULT 0,
-    last_outcome TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (target, job_name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rule_marks (
-    target TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    rule   TEXT NOT NULL,
-    anchor TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (target, job_id, rule)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS silences (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_name   TEXT NOT NULL,
-    queue      TEXT,
-    starts_at  TEXT NOT NULL,
-    ends_at    TEXT NOT NULL,
-    comment    TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL
-);
-"""
 
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
-
-
-class StoreError(Exception):
-    """The state file cannot be used (newer schema, not a database, unreadable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,19 +96,14 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
-        """Open (or create) the state file, set WAL + synchronous=FULL, check the schema version."""
+        """Open the state file (created private to this user), set WAL, migrate it to this version.
+
+        A missing file is created 0600 in a directory created 0700; an existing file keeps its
+        mode. A file that is not SQLite, is corrupt or is from a newer release is refused with
+        `StoreError` before anything is written to it.
+        """
         name = str(path)
-        if name != ":memory:":
-            Path(name).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            connection = sqlite3.connect(name, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open state file {name}: {exc}") from exc
-        try:
-            _prepare(connection, name)
-        except BaseException:
-            connection.close()
-            raise
+        connection = open_state_file(name)
         return cls(connection, name)
 
     def close(self) -> None:
@@ -692,28 +617,4 @@ def _silence_from_row(row: tuple[int, str, str | None, str, str, str]) -> Silenc
     )
 
 
-def _prepare(connection: sqlite3.Connection, name: str) -> None:
-    """Set the pragmas, refuse a newer schema, create the tables of this version."""
-    try:
-        connection.execute("PRAGMA busy_timeout = 5000")
-        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"state file {name} has schema version {version}, but this monitor only"
-                f" knows version {SCHEMA_VERSION}; run a newer monitor or use another file"
-            )
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("PRAGMA foreign_keys = ON")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"state file {name} is not a usable SQLite database: {exc}") from exc
+# -- schema version, migration and read-only inspection ----------------------------------------
