@@ -105,12 +105,16 @@ class Child:
 class Sim(Child):
     """The simulator process (`benchmarks.scale_sim`)."""
 
-    async def command(self, word: str, timeout: float = 30.0) -> None:
-        """Send one command and wait for its acknowledgement."""
-        acks = lambda: sum(line.get("ack") == word for line in self.lines)  # noqa: E731
+    async def command(self, text: str, timeout: float = 30.0) -> None:
+        """Send one command line (a word, maybe an argument) and wait for its acknowledgement."""
+        word = text.split(" ", 1)[0]
+
+        def acks() -> int:
+            return sum(line.get("ack") == word for line in self.lines)
+
         before = acks()
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{word}\n".encode())
+        self.proc.stdin.write(f"{text}\n".encode())
         await self.proc.stdin.drain()
         await self.wait_for(lambda: acks() > before, timeout, f"ack of {word!r}")
 
@@ -131,6 +135,8 @@ class Daemon(Child):
     def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
         self.cycles: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self.expected_exit = False
+        """Set by a harness that is about to stop it on purpose."""
         super().__init__(name, proc)
 
     def observe(self, line: dict[str, Any]) -> None:

@@ -12,11 +12,13 @@ command per stdin line, acknowledging each with a JSON line on stdout:
   jobs that end 0.1-0.45 intervals after they were created;
 - ``pause`` / ``resume``: freeze and thaw all activity; ``burst``: 100 running jobs (all of
   them when fewer run) die at once; ``stop`` (or end of stdin, SIGTERM, ``--max-seconds``):
-  write the files and exit.
+  write the files and exit;
+- ``fault {json}``: arm a DLI fault, or ``{"kind": "clear"}`` (`benchmarks.soak_faults`).
 
 ``--truth`` gets a line per job creation, state change and command as it happens (format:
 `benchmarks.scale_support`); at exit ``--requests`` gets ``[start wall s, seconds in the
-handlers, operation, status]`` per API request and ``--stats`` the process CPU.
+handlers, operation, status]`` per API request and ``--stats`` the process CPU (and the
+faults armed and fired).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import IO, Any
 from aiohttp import web
 
 from benchmarks.scale_support import SCENARIOS, Scenario, queue_names
+from benchmarks.soak_faults import SimFaults
 from monitor.simulator import World, make_app
 
 PROJECT = "5ca1e0000000000000000000000000be"
@@ -264,11 +267,15 @@ class Control:
         self.starting = starting
         self.stop = stop
         self.cpu_at_go: float | None = None
+        self.faults = SimFaults(driver.project, driver)
 
     def handle(self, command: str) -> None:
         """Carry out one command."""
         extra: dict[str, Any] = {}
-        if command == "go":
+        command, _, argument = command.partition(" ")
+        if command == "fault":
+            extra = self.faults.apply(json.loads(argument))
+        elif command == "go":
             self.cpu_at_go = cpu_s()
             self.driver.start(self.starting)
         elif command == "pause":
@@ -309,6 +316,8 @@ def write_results(args: argparse.Namespace, log: RequestLog, control: Control) -
         "cpu_s_since_go": None if control.cpu_at_go is None else total - control.cpu_at_go,
         "handler_s": sum(row[1] for row in log.rows),
         "requests": len(log.rows),
+        "faults_armed": dict(control.faults.armed),
+        "faults_fired": dict(control.faults.fired),
     }
     Path(args.stats).write_text(json.dumps(stats))
 

@@ -59,6 +59,7 @@ SCENARIOS = {
     "L": Scenario(
         "L", 50, 100_000, 500, 25, 2, 14, long_running=3, full_interval=5.0, full_cycles=6
     ),
+    "soak": Scenario("soak", 3, 300, 30, churn=3, short_lived=0.5, history_days=2, long_running=1),
 }
 
 

@@ -47,8 +47,9 @@ from monitor.silences import Silence
 from monitor.store_file import SCHEMA_VERSION, StoreError, open_state_file
 
 __all__ = ["SCHEMA_VERSION", "Delivery", "Store", "StoreError", "TargetState"]
-"""Stored in `PRAGMA user_version`. An older file is migrated on open (`monitor.store_migrations`);
-a newer, corrupt or non-SQLite file is refused with `StoreError` and left untouched."""
+"""`SCHEMA_VERSION` is stored in `PRAGMA user_version`: an older file is migrated on open
+(`monitor.store_migrations`), a newer, corrupt or non-SQLite file is refused with `StoreError`
+and left untouched (`monitor.store_file`)."""
 
 _TERMINAL = tuple(state.value for state in JobState if state.is_terminal)
 
