@@ -24,10 +24,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import __version__
-from monitor.config import (
-    AlertmanagerSinkSettings,
-    Settings,
-)
+from monitor.config import AlertmanagerSinkSettings, ServerAuthSettings, Settings
 from monitor.diff import Baseline
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
 from monitor.dli.budget import RequestBudget
@@ -51,7 +48,7 @@ from monitor.scheduler import (
     drain,
     set_interval,
 )
-from monitor.server import bound_port, make_app, start_server
+from monitor.server import Credentials, bound_port, make_app, start_server
 from monitor.sinks import (
     AlertmanagerSink,
 )
@@ -188,9 +185,10 @@ class Monitor:
         server = self.settings.server
         if not server.enabled:
             return
-        runner = await start_server(
-            make_app(self.metrics, self.health, views=self._views), server.host, server.port
+        app = make_app(
+            self.metrics, self.health, views=self._views, credentials=_credentials(server.auth)
         )
+        runner = await start_server(app, server.host, server.port)
         self._stack.push_async_callback(runner.cleanup)
         self.server_port = bound_port(runner)
         log.info("http server listening", host=server.host, port=self.server_port)
@@ -342,6 +340,17 @@ def _incremental(
         ),
         planner,
         lambda: Reconciler(full_resync_s=settings.poll.full_resync, page_size=page_size),
+    )
+
+
+def _credentials(auth: ServerAuthSettings | None) -> Credentials | None:
+    """What the HTTP server asks for on its guarded paths (None: nothing)."""
+    if auth is None:
+        return None
+    return Credentials(
+        bearer_token=auth.bearer_token.get_secret_value() if auth.bearer_token else None,
+        username=auth.username,
+        password=auth.password.get_secret_value() if auth.password else None,
     )
 
 

@@ -2,14 +2,19 @@
 
 `make_app` builds the aiohttp application from a `Metrics` and a `Health`; `start_server` runs
 it on an `AppRunner` that leaves signal handling to the composition root. Nothing here writes
-state: the views only read what the cycle has recorded. Deliberately not here: what the
+state: every route is a GET that reads what the cycle has recorded (other methods get 405).
+With `Credentials`, everything but the probes asks for them (401 with `WWW-Authenticate`),
+compared in constant time. Deliberately not here: what the
 metrics mean (`monitor.metrics`) and when the monitor counts as healthy (`monitor.health`).
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
 
 from aiohttp import web
@@ -18,16 +23,72 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from monitor.health import Health
 from monitor.metrics import Metrics
 
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+"""Paths that never ask for credentials: the kubelet's probes carry none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request to a guarded path must carry: a bearer token, or basic auth."""
+
+    bearer_token: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def admit(self, header: str) -> bool:
+        """True when the `Authorization` header carries these credentials."""
+        scheme, _, value = header.strip().partition(" ")
+        if self.bearer_token is not None:
+            return scheme.lower() == "bearer" and _same(value.strip(), self.bearer_token)
+        if scheme.lower() != "basic" or self.username is None or self.password is None:
+            return False
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        user, colon, password = decoded.partition(":")
+        return bool(colon) and _same(user, self.username) & _same(password, self.password)
+
+    @property
+    def challenge(self) -> str:
+        """The `WWW-Authenticate` value of a 401."""
+        if self.bearer_token is not None:
+            return 'Bearer realm="dli-batch-monitor"'
+        return 'Basic realm="dli-batch-monitor", charset="UTF-8"'
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
 StatusViews = Callable[[], Mapping[str, object]]
 """Returns a read-only, JSON-able view of targets and outbox for `/api/status`."""
 
 _dumps = partial(json.dumps, default=str, sort_keys=True)
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 def make_app(
-    metrics: Metrics, health: Health, *, views: StatusViews | None = None
+    metrics: Metrics,
+    health: Health,
+    *,
+    views: StatusViews | None = None,
+    credentials: Credentials | None = None,
 ) -> web.Application:
     """The HTTP application serving metrics, probes and the status view."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if credentials is None or request.path in OPEN_PATHS:
+            return await handler(request)
+        if credentials.admit(request.headers.get("Authorization", "")):
+            return await handler(request)
+        return web.json_response(
+            {"error": "unauthorized"},
+            status=401,
+            headers={"WWW-Authenticate": credentials.challenge},
+        )
 
     async def healthz(_: web.Request) -> web.Response:
         snapshot = health.snapshot()
@@ -44,7 +105,7 @@ def make_app(
         body: Mapping[str, object] = views() if views is not None else {}
         return web.json_response(dict(body), dumps=_dumps)
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -156,6 +156,31 @@ class StateSettings(_Model):
     )
 
 
+class ServerAuthSettings(_Model):
+    """Credentials `/metrics` and the read-only views ask for; the probes stay open."""
+
+    bearer_token: OptionalSecret = Field(
+        default=None, description="Token scrapers send as `Authorization: Bearer <token>`."
+    )
+    bearer_token_file: SecretFile = Field(
+        default=None, description="File holding the bearer token instead."
+    )
+    username: Text | None = Field(default=None, description="Basic auth user name.")
+    password: OptionalSecret = Field(default=None, description="Basic auth password.")
+    password_file: SecretFile = Field(default=None, description="File holding the password.")
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> ServerAuthSettings:
+        basic = self.username is not None or self.password is not None
+        if basic and self.bearer_token is not None:
+            raise ValueError("give a bearer_token or username and password, not both")
+        if basic and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs both username and password")
+        if not basic and self.bearer_token is None:
+            raise ValueError("give a bearer_token, or username and password")
+        return self
+
+
 class ServerSettings(_Model):
     """The HTTP server for /metrics, /healthz and /readyz."""
 
@@ -163,6 +188,11 @@ class ServerSettings(_Model):
         default="0.0.0.0:9108", description="HOST:PORT to listen on ([::]:9108 for IPv6)."
     )
     enabled: bool = Field(default=True, description="Serve metrics and probes at all.")
+    auth: ServerAuthSettings | None = Field(
+        default=None,
+        description="Ask for credentials on /metrics and /api/status (/healthz and /readyz"
+        " stay open for the kubelet); none = open.",
+    )
 
     @field_validator("listen")
     @classmethod
