@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -54,7 +53,7 @@ from monitor.sinks import (
 )
 from monitor.sinks.base import Sink
 from monitor.store import Store
-from monitor.wiring import build_auth, build_budgets, build_sinks
+from monitor.wiring import SessionPool, build_auth, build_budgets, build_sinks
 
 log = structlog.get_logger(__name__)
 
@@ -97,15 +96,12 @@ class Monitor:
 
     async def __aenter__(self) -> Monitor:
         settings = self.settings
-        session = await self._stack.enter_async_context(
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=20),
-                timeout=aiohttp.ClientTimeout(total=max(settings.dli.request_timeout, 1.0) * 3),
-            )
+        sessions = await self._stack.enter_async_context(
+            SessionPool(timeout_s=max(settings.dli.request_timeout, 1.0) * 3)
         )
         self.store = Store.open(_state_path(settings))
         self._stack.callback(self.store.close)
-        sinks = build_sinks(settings, session, self.clock)
+        sinks = build_sinks(settings, sessions, self.clock)
         self.sinks = sinks
         self.metrics.declare(queues=_declared_queues(settings), sinks=sinks)
         self.dispatcher = Dispatcher(
@@ -123,10 +119,10 @@ class Monitor:
             budgets=build_budgets(settings, self.clock),
         )
         client = DliClient(
-            session,
+            sessions.get(settings.dli.tls, setting="dli.tls"),
             endpoint=str(settings.dli.endpoint),
             project_id=settings.dli.project_id,
-            auth=build_auth(settings, session, self.clock),
+            auth=build_auth(settings, sessions, self.clock),
             timeout_s=settings.dli.request_timeout,
             budget=RequestBudget(settings.dli.max_requests_per_minute),
             retry=RetryPolicy(

@@ -20,14 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import aiohttp
-
 from monitor.codec import CodecError, event_from_dict
 from monitor.config import Settings
 from monitor.models import Clock, Event, EventKind, Job, JobState, Notification, utc_now
 from monitor.sinks import AlertmanagerSink, SinkError
 from monitor.sinks.base import Sink, safe_text
-from monitor.wiring import build_sinks
+from monitor.wiring import SessionPool, build_sinks
 
 SAMPLE = "sample"
 SAMPLE_DIGEST = "sample-digest"
@@ -214,8 +212,8 @@ def format_body(body: object) -> str:
 async def render_body(settings: Settings, sink_name: str, spec: str) -> str:
     """Exactly what sink `sink_name` would send for the events `spec` names; sends nothing."""
     events, clock = pick_events(spec)
-    async with aiohttp.ClientSession() as session:
-        (sink,) = _selected(build_sinks(settings, session, clock), [sink_name])
+    async with SessionPool() as sessions:
+        (sink,) = _selected(build_sinks(settings, sessions, clock), [sink_name])
         if not isinstance(sink, Previewable):
             raise PreviewError(f"sink {sink_name!r} cannot show what it would send")
         return format_body(sink.preview(Notification(sink=sink.name, events=events)))
@@ -257,7 +255,7 @@ async def send_test_messages(
 ) -> list[SinkOutcome]:
     """Send a marked test message to each sink in `names` (default: all), one after another."""
     kinds = {entry.name: entry.type for entry in settings.sinks}
-    async with aiohttp.ClientSession() as session:
-        sinks = build_sinks(settings, session, clock)
+    async with SessionPool() as sessions:
+        sinks = build_sinks(settings, sessions, clock)
         chosen = _selected(sinks, names or list(sinks))
         return [await _try(sink, kinds.get(sink.name, "?"), clock) for sink in chosen]

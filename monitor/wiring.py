@@ -1,5 +1,6 @@
-"""Building the parts the daemon talks through from settings: the DLI authenticator, the
-sinks (the only place that maps a sink's config `type` to its class) and their rate budgets.
+"""Building the parts the daemon talks through from settings: the HTTP sessions (one per TLS
+policy), the DLI authenticator, the sinks (the only place that maps a sink's config `type` to
+its class) and their rate budgets.
 
 Used by the composition root (`monitor.app`) and by `render`/`test-sink` (`monitor.preview`), so
 that a previewed message is built by exactly the code the daemon sends with.
@@ -7,7 +8,11 @@ that a previewed message is built by exactly the code the daemon sends with.
 
 from __future__ import annotations
 
+import ssl
+from types import TracebackType
+
 import aiohttp
+import structlog
 
 from monitor.config import (
     AkSkAuthSettings,
@@ -20,6 +25,7 @@ from monitor.config import (
     WebhookSinkSettings,
 )
 from monitor.config.sinks import ChatSinkBase
+from monitor.config.tls import TlsSettings
 from monitor.dli.auth import AkSkAuth, Auth, IamTokenAuth, NoAuth
 from monitor.models import Clock, utc_now
 from monitor.ratelimit import RateBudget, budget_for
@@ -39,8 +45,62 @@ from monitor.sinks.base import Sink
 from monitor.sinks.content import MessageContext, console_link
 from monitor.sinks.templates import MessageTemplates
 
+log = structlog.get_logger(__name__)
 
-def build_auth(settings: Settings, session: aiohttp.ClientSession, clock: Clock) -> Auth:
+
+class SessionPool:
+    """The aiohttp sessions of the process: the default one, and one per other TLS policy.
+
+    A custom CA bundle or `verify: false` applies to one endpoint's session only, so nothing
+    else trusts that CA or skips checks. Turning verification off is warned about once, naming
+    the setting. Closing the pool closes every session it made.
+    """
+
+    def __init__(self, *, connections: int = 20, timeout_s: float = 30.0) -> None:
+        self._connections = connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._sessions: dict[tuple[str, bool], aiohttp.ClientSession] = {}
+
+    async def __aenter__(self) -> SessionPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def get(self, tls: TlsSettings | None, *, setting: str) -> aiohttp.ClientSession:
+        """The session for an endpoint with these TLS settings (`setting` names them)."""
+        ca_file = str(tls.ca_file) if tls is not None and tls.ca_file is not None else ""
+        verify = tls.verify if tls is not None else True
+        key = (ca_file, verify)
+        if key not in self._sessions:
+            if not verify:
+                log.warning("TLS verification is off for an endpoint", setting=setting)
+            checks: ssl.SSLContext | bool = True
+            if ca_file:
+                checks = ssl.create_default_context(cafile=ca_file)
+            elif not verify:
+                checks = False
+            self._sessions[key] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=checks),
+                timeout=self._timeout,
+            )
+        elif not verify:
+            log.warning("TLS verification is off for an endpoint", setting=setting)
+        return self._sessions[key]
+
+    async def close(self) -> None:
+        """Close every session."""
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+
+def build_auth(settings: Settings, sessions: SessionPool, clock: Clock) -> Auth:
     """The request authenticator the config asks for."""
     auth = settings.dli.auth
     if isinstance(auth, AkSkAuthSettings):
@@ -53,7 +113,7 @@ def build_auth(settings: Settings, session: aiohttp.ClientSession, clock: Clock)
         )
     if isinstance(auth, TokenAuthSettings):
         return IamTokenAuth(
-            session,
+            sessions.get(auth.tls, setting="dli.auth.tls"),
             iam_endpoint=str(auth.iam_endpoint),
             domain_name=auth.domain_name,
             username=auth.username,
@@ -65,13 +125,14 @@ def build_auth(settings: Settings, session: aiohttp.ClientSession, clock: Clock)
 
 
 def build_sinks(
-    settings: Settings, session: aiohttp.ClientSession, clock: Clock = utc_now
+    settings: Settings, sessions: SessionPool, clock: Clock = utc_now
 ) -> dict[str, Sink]:
     """One sink per configured entry, keyed by its name."""
     context = MessageContext.from_endpoint(settings.dli.endpoint)
     project = settings.dli.project_id
     sinks: dict[str, Sink] = {}
-    for entry in settings.sinks:
+    for index, entry in enumerate(settings.sinks):
+        session = sessions.get(entry.tls, setting=f"sinks[{index}].tls")
         timeout = getattr(entry, "timeout", None) or settings.delivery.timeout
         if isinstance(entry, WebhookSinkSettings):
             sinks[entry.name] = WebhookSink(

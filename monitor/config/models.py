@@ -41,6 +41,7 @@ from monitor.config.metrics import MetricsSettings
 from monitor.config.routing import RouteSettings, sink_name_problems
 from monitor.config.rules import RulesSettings
 from monitor.config.sinks import SinkSettings
+from monitor.config.tls import TlsSettings
 
 
 class AkSkAuthSettings(_Model):
@@ -66,6 +67,7 @@ class TokenAuthSettings(_Model):
     iam_endpoint: HttpUrl = Field(
         default="https://iam.myhuaweicloud.com", description="IAM endpoint that issues tokens."
     )
+    tls: TlsSettings | None = Field(default=None, description="TLS checks of the IAM endpoint.")
     domain_name: Text = Field(description="Account (domain) name the IAM user belongs to.")
     username: Text = Field(description="IAM user name.")
     password: Secret = Field(description="IAM user password.")
@@ -112,6 +114,7 @@ class DliSettings(_Model):
         default=60, ge=0, description="Request budget against DLI; 0 = unlimited."
     )
     retry: RetrySettings = Field(default_factory=RetrySettings, description="Request retries.")
+    tls: TlsSettings | None = Field(default=None, description="TLS checks of the DLI endpoint.")
     max_concurrency: int = Field(
         default=4,
         ge=1,

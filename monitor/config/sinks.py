@@ -26,6 +26,7 @@ from monitor.config.fields import (
     Text,
 )
 from monitor.config.templates import TemplateSettings
+from monitor.config.tls import TlsSettings
 
 
 class RateLimitSettings(ConfigModel):
@@ -46,6 +47,9 @@ class SinkBase(ConfigModel):
     rate_limit: RateLimitSettings | None = Field(
         default=None,
         description="Send budget; default: the vendor's published limit with a margin.",
+    )
+    tls: TlsSettings | None = Field(
+        default=None, description="TLS checks of the sink's endpoint (HTTP sinks)."
     )
 
 

@@ -15,8 +15,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
-
 from monitor.config import Settings
 from monitor.diff import diff, find_missing
 from monitor.dispatch import DeliveryPolicy, Dispatcher
@@ -25,7 +23,7 @@ from monitor.models import Event
 from monitor.poll.listing import ask_states, fetch_listing
 from monitor.routing import Router
 from monitor.store import Store
-from monitor.wiring import build_auth, build_sinks
+from monitor.wiring import SessionPool, build_auth, build_sinks
 from tests.conftest import Harness
 
 NIGHT = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
@@ -70,15 +68,15 @@ def by_sink(harness: Harness) -> dict[str, list[tuple[str, str]]]:
 class RoutedCycle:
     """One monitor process: poll → diff → commit with routing → drain, on a shared state file."""
 
-    def __init__(self, harness: Harness, session: aiohttp.ClientSession, store: Store) -> None:
+    def __init__(self, harness: Harness, sessions: SessionPool, store: Store) -> None:
         self.harness = harness
         self.settings = routed_settings(harness)
         self.store = store
         self.client = DliClient(
-            session,
+            sessions.get(None, setting="dli.tls"),
             endpoint=self.settings.dli.endpoint,
             project_id=self.settings.dli.project_id,
-            auth=build_auth(self.settings, session, harness.clock),
+            auth=build_auth(self.settings, sessions, harness.clock),
             clock=harness.clock,
         )
         self.router = Router.from_settings(
@@ -89,7 +87,7 @@ class RoutedCycle:
         )
         self.dispatcher = Dispatcher(
             store,
-            build_sinks(self.settings, session),
+            build_sinks(self.settings, sessions),
             policy=DeliveryPolicy(backoff=(10,), max_age_s=86400),
             clock=harness.clock,
         )
@@ -124,8 +122,8 @@ async def routed(harness: Harness) -> AsyncIterator[RoutedCycle]:
     """A monitor process over the harness's state file (a new one = a restart)."""
     store = Store.open(harness.state_path)
     try:
-        async with aiohttp.ClientSession() as session:
-            yield RoutedCycle(harness, session, store)
+        async with SessionPool() as sessions:
+            yield RoutedCycle(harness, sessions, store)
     finally:
         store.close()
 
