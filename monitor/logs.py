@@ -121,6 +121,9 @@ def _route_stdlib(
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
+    # "skipped: maximum number of running instances reached" is a warning for every tick a
+    # slow cycle overlaps; the cycle's own summary line already says how long it took.
+    logging.getLogger("apscheduler.scheduler").setLevel(max(level, logging.ERROR))
 
 
 def _isatty(stream: TextIO) -> bool:

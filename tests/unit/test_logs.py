@@ -194,3 +194,15 @@ def test_short_values_are_not_registered_as_secrets() -> None:
 
     (record,) = json_lines(stream)
     assert (record["event"], record["queue"], record["note"]) == ("polled etl", "etl", "ab")
+
+
+def test_a_skipped_overlapping_tick_is_not_a_warning_but_a_failing_job_is_an_error() -> None:
+    stream = io.StringIO()
+    configure("json", "info", stream=stream)
+
+    logging.getLogger("apscheduler.scheduler").warning(
+        'Execution of job "poll cycle" skipped: maximum number of running instances reached (1)'
+    )
+    logging.getLogger("apscheduler.scheduler").error('Job "poll cycle" raised an exception')
+
+    assert [r["event"] for r in json_lines(stream)] == ['Job "poll cycle" raised an exception']
