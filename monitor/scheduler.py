@@ -28,17 +28,26 @@ class TrackedJob:
         self.name = name
         self._func = func
         self._running: set[asyncio.Task[Any]] = set()
+        self._stopping: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> None:
-        """Run the job once (APScheduler needs a real coroutine function to await it)."""
+        """Run the job once (APScheduler needs a real coroutine function to await it).
+
+        A run that `cancel` stopped at shutdown ends quietly: that is the planned end of a
+        drain that ran out of time, not a failed job for the scheduler to report.
+        """
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
             await self._func()
+        except asyncio.CancelledError:
+            if task is None or task not in self._stopping:
+                raise
         finally:
             if task is not None:
                 self._running.discard(task)
+                self._stopping.discard(task)
 
     async def wait(self, timeout: float) -> bool:
         """Wait for the in-flight runs to finish; True if they did within `timeout`."""
@@ -52,6 +61,7 @@ class TrackedJob:
         """Cancel the runs still in flight and wait until they have unwound."""
         running = [t for t in self._running if t is not asyncio.current_task()]
         for task in running:
+            self._stopping.add(task)
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
