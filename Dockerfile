@@ -10,8 +10,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python3 -m venv /opt/venv
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt ./requirements/runtime.txt
 COPY monitor ./monitor
-RUN /opt/venv/bin/pip install --no-cache-dir . \
+RUN /opt/venv/bin/pip install --no-cache-dir -c requirements/runtime.txt . \
     && /opt/venv/bin/pip uninstall --yes pip \
     && /opt/venv/bin/dli-monitor --version
 
