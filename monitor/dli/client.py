@@ -93,7 +93,9 @@ class _Answer:
 
     @property
     def retryable(self) -> bool:
-        return self.status is None or self.status in (408, 429) or self.status >= 500
+        if self.status is None:  # a certificate problem does not go away in seconds
+            return self.code != "tls"
+        return self.status in (408, 429) or self.status >= 500
 
 
 class DliClient:
