@@ -8,6 +8,7 @@ read. Paging, de-duplication and deciding what a listing means are the poller's 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,12 @@ MAX_LOG_LINES = 10
 
 MAX_LOG_LINE = 500
 """Longest log line kept, in characters."""
+
+MAX_LOG_SCAN = 4 * MAX_LOG_LINE
+"""How much of one log line is looked at at all (a 1 MB line costs no more than this)."""
+
+MAX_TEXT = 256
+"""Longest name, owner, queue or application id kept (DLI caps names at 128)."""
 
 
 class MalformedJob(ValueError):
@@ -52,10 +59,21 @@ def parse_job(raw: Mapping[str, Any], *, default_queue: str) -> Job:
 
 
 def _text(value: object) -> str:
-    """A field as text: '' for None, the value itself for strings, `str()` otherwise."""
+    """A field as clean, bounded text: '' for None, `str()` of a non-string, control
+    characters dropped, at most `MAX_TEXT` characters (an ellipsis marks a cut)."""
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    return clean(value if isinstance(value, str) else str(value), MAX_TEXT)
+
+
+def clean(text: str, limit: int) -> str:
+    """`text` without control characters (tabs become spaces), cut to `limit` with '…'."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    kept = "".join(
+        " " if c == "\t" else c for c in text if c == "\t" or unicodedata.category(c)[0] != "C"
+    )
+    return kept if len(kept) <= limit else kept[: limit - 1] + "\u2026"
 
 
 def _queue(raw: Mapping[str, Any], default_queue: str) -> str:
@@ -63,7 +81,7 @@ def _queue(raw: Mapping[str, Any], default_queue: str) -> str:
     for key in ("queue", "cluster_name"):
         value = raw.get(key)
         if isinstance(value, str) and value:
-            return value
+            return clean(value, MAX_TEXT)
     return default_queue
 
 
@@ -96,4 +114,6 @@ def _log_tail(value: object) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     lines = [line for line in value if isinstance(line, str)]
-    return tuple(redact_text(line)[:MAX_LOG_LINE] for line in lines[-MAX_LOG_LINES:])
+    return tuple(
+        clean(redact_text(line[:MAX_LOG_SCAN]), MAX_LOG_LINE) for line in lines[-MAX_LOG_LINES:]
+    )

@@ -190,7 +190,7 @@ def _ago(event: Event, context: MessageContext) -> str:
 
 
 def _name(event: Event) -> str:
-    return event.job.name or "(unnamed)"
+    return from_job(event.job.name) or "(unnamed)"
 
 
 def _single(event: Event, context: MessageContext) -> Message:
@@ -199,7 +199,7 @@ def _single(event: Event, context: MessageContext) -> Message:
     transition = transition_text(event)
     facts = [
         Fact("Job", _name(event)),
-        Fact("Queue", job.queue),
+        Fact("Queue", from_job(job.queue)),
         Fact("Transition", f"{transition} ({ago})" if ago else transition),
     ]
     if streak := streak_text(event):
@@ -209,16 +209,16 @@ def _single(event: Event, context: MessageContext) -> Message:
     if job.duration_ms is not None:
         facts.append(Fact("Duration", format_duration(job.duration_ms / 1000)))
     if job.owner:
-        facts.append(Fact("Owner", job.owner))
+        facts.append(Fact("Owner", from_job(job.owner)))
     facts.append(Fact("Job id", job.id))
     if job.app_id:
         facts.append(Fact("App id", job.app_id))
-    logs = tuple(redact_text(line) for line in job.log_tail[-context.log_lines :])
+    logs = tuple(from_job(redact_text(line)) for line in job.log_tail[-context.log_lines :])
     state = event.to_state.value.upper() if event.to_state is not None else "GONE"
     if event.kind.is_rule:
         state = event.kind.value.upper()
     return Message(
-        title=f"DLI job {_name(event)} {state} on {job.queue}",
+        title=f"DLI job {_name(event)} {state} on {from_job(job.queue)}",
         severity=severity_of((event,)),
         facts=tuple(facts),
         log_lines=logs if context.log_lines > 0 else (),
@@ -242,7 +242,9 @@ def _digest(notification: Notification, context: MessageContext) -> Message:
     lines = []
     for event in shown:
         ago = _ago(event, context)
-        line = f"{_name(event)} ({event.job.id}) on {event.queue}: {transition_text(event)}"
+        line = (
+            f"{_name(event)} ({event.job.id}) on {from_job(event.queue)}: {transition_text(event)}"
+        )
         lines.append(f"{line}, {ago}" if ago else line)
     title = f"DLI: {len(events)} job events"
     if failures:
@@ -278,9 +280,23 @@ def _md_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "\\`*_[]<>|#~" else c for c in text)
 
 
-def _neutralise(text: str) -> str:
-    """Angle brackets become look-alikes, so a job name cannot smuggle `<at id=all>` or tags."""
-    return text.replace("<", "\u2039").replace(">", "\u203a")
+_TAGS = str.maketrans({"<": "\u2039", ">": "\u203a"})
+_LINKS = str.maketrans({"[": "\uff3b", "]": "\uff3d"})
+
+
+def neutralise(text: str) -> str:
+    """Angle brackets become look-alikes, so text cannot smuggle `<at id=all>` or tags."""
+    return text.translate(_TAGS)
+
+
+def from_job(text: str) -> str:
+    """Text that came from a job (name, owner, queue, log line) with square brackets turned
+    into look-alikes, so it cannot become a markdown link `[click](http://…)` in any product;
+    tags are each product's escape's business."""
+    return text.translate(_LINKS)
+
+
+_neutralise = neutralise
 
 
 MARKDOWN = Markup(

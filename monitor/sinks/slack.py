@@ -26,7 +26,7 @@ def render(notification: Notification, context: MessageContext) -> dict[str, Any
     title = truncate(message.title, MAX_HEADER_CHARS, "chars")
     section = truncate(body_text(message, SLACK_MRKDWN), MAX_SECTION_CHARS, "chars")
     return {
-        "text": title,
+        "text": SLACK_MRKDWN.escape(title),  # the notification fallback is read as mrkdwn
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title}},
             {"type": "section", "text": {"type": "mrkdwn", "text": section}},

@@ -12,7 +12,14 @@ from typing import Any
 
 from monitor.models import Notification
 from monitor.sinks.chat import ChatSink, fit_body
-from monitor.sinks.content import Message, MessageContext, Severity, build_message, truncate
+from monitor.sinks.content import (
+    Message,
+    MessageContext,
+    Severity,
+    build_message,
+    neutralise,
+    truncate,
+)
 
 MAX_BODY_BYTES = 28 * 1024
 BODY_MARGIN = 1024
@@ -29,7 +36,7 @@ _COLOUR = {
 
 def _text(message: Message) -> str:
     head = [message.body] if message.body else []
-    lines = [*head, *message.summary, *(f"- {line}" for line in message.lines)]
+    lines = [*head, *message.summary, *(f"- {neutralise(line)}" for line in message.lines)]
     if message.more:
         lines.append(f"+{message.more} more")
     return "\n".join(lines)
@@ -38,13 +45,13 @@ def _text(message: Message) -> str:
 def render(notification: Notification, context: MessageContext) -> dict[str, Any]:
     """The `message` with one Adaptive Card (1.4): title, facts, jobs, logs, link, footer."""
     message = build_message(notification, context)
-    logs = truncate("\n".join(message.log_lines), MAX_LOG_BYTES, "bytes")
+    logs = truncate("\n".join(map(neutralise, message.log_lines)), MAX_LOG_BYTES, "bytes")
 
     def build(text: str) -> dict[str, Any]:
         body: list[dict[str, Any]] = [
             {
                 "type": "TextBlock",
-                "text": message.title,
+                "text": neutralise(message.title),
                 "weight": "Bolder",
                 "size": "Medium",
                 "color": _COLOUR[message.severity],
@@ -52,7 +59,7 @@ def render(notification: Notification, context: MessageContext) -> dict[str, Any
             }
         ]
         if message.facts:
-            facts = [{"title": f.label, "value": f.value} for f in message.facts]
+            facts = [{"title": f.label, "value": neutralise(f.value)} for f in message.facts]
             body.append({"type": "FactSet", "facts": facts})
         if text:
             body.append({"type": "TextBlock", "text": text, "wrap": True})
