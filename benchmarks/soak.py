@@ -89,6 +89,8 @@ class Supervisor:
         self.signals: Counter[str] = Counter()
         self.restarts = 0
         self.unexpected_exits = 0
+        self.crashes: list[str] = []
+        """The last output lines of each daemon that ended unexpectedly."""
         self.escalated = 0
         self.lock = asyncio.Lock()
         self.closing = False
@@ -115,6 +117,7 @@ class Supervisor:
         if daemon.expected_exit or self.closing:
             return
         self.unexpected_exits += 1
+        self.crashes.append(f"exit {daemon.proc.returncode}: " + " | ".join(list(daemon.tail)[-4:]))
         async with self.lock:
             if daemon is self.current and not self.closing:
                 await asyncio.sleep(1.0)
@@ -285,6 +288,10 @@ def analyse(
         "false": accounting.false[:30],
         "real_duplicates": accounting.real_duplicates[:30],
         "warnings": dict(warnings.most_common(30)),
+        "crashes": supervisor.crashes[:10],
+        "order_breaks": [
+            w for daemon in supervisor.daemons for w in daemon.warnings if "order" in w
+        ][:10],
         "schedule": [asdict(fault) for fault in schedule],
     }
     return {"ok": ok, "meta": meta, "summary": summary, "faults": faults, "details": details}
