@@ -26,6 +26,11 @@ class Health:
         self._last_cycle: datetime | None = None
         self._last_cycle_ok: bool | None = None
         self._consecutive_failures = 0
+        self._write_failure: str | None = None
+
+    def record_write(self, *, error: str | None) -> None:
+        """Note whether the last write to the state file worked (`error` None) or why not."""
+        self._write_failure = error
 
     def record_cycle(self, *, ok: bool, at: datetime) -> None:
         """Note a finished cycle; `ok` means every target polled successfully."""
@@ -44,7 +49,12 @@ class Health:
         return self._last_success is not None
 
     def healthy(self) -> tuple[bool, str]:
-        """Whether the monitor is alive and polling, with a short human-readable reason."""
+        """Whether the monitor is alive and polling, with a short human-readable reason.
+
+        A state file that cannot be written makes it unhealthy at once: nothing it sees can be
+        committed, so nothing can be reported, however fresh the polls."""
+        if self._write_failure is not None:
+            return False, f"cannot write the state file: {self._write_failure}"
         now = self._clock()
         if self._last_success is None:
             waited = (now - self._started).total_seconds()
@@ -72,6 +82,7 @@ class Health:
             "last_cycle_ok": self._last_cycle_ok,
             "consecutive_failed_cycles": self._consecutive_failures,
             "stale_after_s": self._stale_after_s,
+            "state_writable": self._write_failure is None,
         }
 
 

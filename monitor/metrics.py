@@ -50,6 +50,7 @@ POLL_ERROR_REASONS: tuple[str, ...] = (
     "auth",
     "bad_response",
     "inconsistent",
+    "state_write",
     "other",
 )
 """The only values `dli_monitor_poll_errors_total{reason}` takes; anything else is `other`."""

@@ -39,12 +39,22 @@ class PollMetrics:
         )
         for reason in FALLBACK_REASONS:
             self._fallbacks.labels(reason=reason)
+        self._write_failures = Counter(
+            "dli_monitor_state_write_failures",
+            "Commits the state file refused (disk full, read-only, I/O error): the snapshot did"
+            " not advance and the changes wait for the next cycle that can write.",
+            registry=registry,
+        )
         self._discrepancies = Counter(
             "dli_monitor_reconcile_discrepancies",
             "Changes the reconciliation walk found that incremental polling had not seen.",
             ["queue"],
             registry=registry,
         )
+
+    def observe_write_failure(self) -> None:
+        """Count one commit the state file refused."""
+        self._write_failures.inc()
 
     def declare_queue(self, queue: str) -> None:
         """Start the queue's discrepancy count at zero, so the series exists from the start."""

@@ -44,9 +44,9 @@ from monitor.models import (
     RuleMemory,
 )
 from monitor.silences import Silence
-from monitor.store_file import SCHEMA_VERSION, StoreError, open_state_file
+from monitor.store_file import SCHEMA_VERSION, StoreError, StoreWriteError, open_state_file
 
-__all__ = ["SCHEMA_VERSION", "Delivery", "Store", "StoreError", "TargetState"]
+__all__ = ["SCHEMA_VERSION", "Delivery", "Store", "StoreError", "StoreWriteError", "TargetState"]
 """`SCHEMA_VERSION` is stored in `PRAGMA user_version`: an older file is migrated on open
 (`monitor.store_migrations`), a newer, corrupt or non-SQLite file is refused with `StoreError`
 and left untouched (`monitor.store_file`)."""
@@ -117,13 +117,19 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK and re-raise on any error."""
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # full disk, read-only file, I/O error, lock
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreWriteError(f"state file {self._path}: {exc}") from exc
 
     # -- snapshots -----------------------------------------------------------------------------
 

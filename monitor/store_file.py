@@ -24,6 +24,10 @@ class StoreError(Exception):
     """The state file cannot be used (newer schema, not a database, unreadable)."""
 
 
+class StoreWriteError(StoreError):
+    """A write to the state file failed (disk full, read-only, I/O error) and was rolled back."""
+
+
 def open_state_file(name: str) -> sqlite3.Connection:
     """Open (creating it private) and migrate the state file; `StoreError` when unusable."""
     if name != ":memory:" and not _create_private(Path(name)):

@@ -36,7 +36,7 @@ from monitor.poll.observation import Observation
 from monitor.poll.plan import Planner
 from monitor.poll.reasons import error_code, reason
 from monitor.routing import Router
-from monitor.store import Store
+from monitor.store import Store, StoreWriteError
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +95,7 @@ class Cycle:
             keep_ended_s=keep,
         )
         self._failing: set[str] = set()
+        self._write_failure = False
 
     @property
     def effective_interval_s(self) -> float | None:
@@ -211,17 +212,35 @@ class Cycle:
         """Commit one observation; a bug or a disk error fails this target, not the others."""
         try:
             result = self._committer.commit(target, observation, now)
+        except StoreWriteError as exc:
+            self._write_failed(exc)
+            return self._failed(target, started, exc)
         except Exception as exc:
             log.exception("commit failed unexpectedly")
             return self._failed(target, started, exc)
+        if self._write_failure:
+            self._write_failure = False
+            self._health.record_write(error=None)
+            log.info("state file writable again; snapshots advance again")
         self._metrics.observe_poll(target, time.monotonic() - started, ok=True, now=now)
         if target in self._failing:
             self._failing.discard(target)
             log.info("target recovered", target=target)
         return result
 
+    def _write_failed(self, exc: StoreWriteError) -> None:
+        """Say loudly, once per streak, that nothing can be committed; /healthz fails too."""
+        self._metrics.poll.observe_write_failure()
+        self._health.record_write(error=str(exc))
+        if not self._write_failure:
+            self._write_failure = True
+            log.error(
+                "cannot write the state file; snapshot not advanced, changes wait until it can",
+                error=str(exc),
+            )
+
     def _failed(self, target: str, started: float, exc: BaseException) -> QueueResult:
-        expected = isinstance(exc, DliError | ListingIncomplete)
+        expected = isinstance(exc, DliError | ListingIncomplete | StoreWriteError)
         if isinstance(exc, DliError):
             self._metrics.observe_api_error(exc.operation, error_code(exc))
         label = reason(exc) if isinstance(exc, Exception) and expected else "other"

@@ -13,6 +13,7 @@ from monitor.dli.errors import (
     DliTransportError,
 )
 from monitor.poll.listing import ListingIncomplete
+from monitor.store import StoreWriteError
 
 
 def error_code(exc: DliError) -> str:
@@ -26,6 +27,8 @@ def reason(exc: Exception) -> str:
     """A short, bounded label for the poll error metric."""
     if isinstance(exc, ListingIncomplete):
         return "inconsistent"
+    if isinstance(exc, StoreWriteError):
+        return "state_write"
     if isinstance(exc, DliAuthError):
         return "auth"
     if isinstance(exc, DliRateLimited):
