@@ -92,10 +92,10 @@ class _Walk:
             except MalformedJob:
                 self.malformed += 1
                 continue
-            self._order(job.create_time)
-            if job.id in self.jobs:
+            if job.id in self.jobs:  # pushed down by newer jobs: placed already
                 self.duplicates += 1
                 continue
+            self._order(job.create_time)
             if job.state is JobState.UNKNOWN:
                 self.unknown.add(job.raw_state)
             self.jobs[job.id] = job

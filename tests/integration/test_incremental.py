@@ -440,3 +440,27 @@ async def test_both_modes_agree_on_any_generated_history(seed: int, page_size: i
         incremental = await _scenario_events(Path(folder), "incremental", seed, page_size)
         full = await _scenario_events(Path(folder), "full", seed, page_size)
     assert incremental == full
+
+
+async def test_several_jobs_started_while_the_walk_pages_do_not_look_like_disorder(
+    harness: Harness,
+) -> None:
+    harness.overrides["poll"] = QUIET
+    add_history(harness.world, 30, hours=0.2)
+    await harness.cycle()
+    for index in range(15):  # a page and a half of new jobs since the last walk
+        harness.clock.advance(1)
+        harness.world.add_job(queue="etl", name=f"early{index}", state="running")
+    for index in range(5):  # five more start between the walk's first and second page
+        harness.world.faults.insert_during_paging(
+            {"queue": "etl", "name": f"late{index}", "state": "dead"}, after_offset=10
+        )
+    harness.clock.advance(1)
+    async with harness.monitor() as monitor:
+        report = await monitor.run_cycle()
+        fallbacks = monitor.metrics.registry.get_sample_value(
+            "dli_monitor_poll_fallbacks_total", {"reason": "order"}
+        )
+    assert report.ok and fallbacks == 0.0
+    names = {name for name, _f, _t in events(harness)}
+    assert {f"early{i}" for i in range(15)} <= names
