@@ -182,6 +182,8 @@ class SimFaults:
 
     def apply_drift(self, offset: int, queue: str | None) -> None:
         """Fire due drift triggers; each inserted job enters the ground truth and the driver."""
+        if not self.project.world.faults.drifts:
+            return  # the common case: nothing armed, and no copy of 100,000 job ids
         before = set(self.project.world.jobs)
         self._apply_drift(offset, queue)
         for job_id in set(self.project.world.jobs) - before:
