@@ -118,25 +118,27 @@ class Monitor:
             on_failure=self.metrics.delivery.observe_failure,
             budgets=build_budgets(settings, self.clock),
         )
-        client = DliClient(
-            sessions.get(settings.dli.tls, setting="dli.tls"),
-            endpoint=str(settings.dli.endpoint),
-            project_id=settings.dli.project_id,
-            auth=build_auth(settings, sessions, self.clock),
-            timeout_s=settings.dli.request_timeout,
-            budget=RequestBudget(settings.dli.max_requests_per_minute),
-            retry=RetryPolicy(
-                attempts=settings.dli.retry.attempts,
-                backoff=tuple(settings.dli.retry.backoff),
-            ),
-            observer=self.metrics.observe_api_request,
+        self.cycle = self._build_cycle(_dli_client(settings, sessions, self.metrics, self.clock))
+        self.metrics.set_outbox(self.store.outbox_summary())
+        log.info(
+            "monitor configured",
+            version=__version__,
+            endpoint=redact_url(str(settings.dli.endpoint)),
+            targets=list(targets_of(settings)),
+            sinks=list(sinks),
+            state=str(_state_path(settings)),
         )
+        return self
+
+    def _build_cycle(self, client: DliClient) -> Cycle:
+        """The poll cycle over `client`, with its planner, router and options from settings."""
+        settings = self.settings
         planner = Planner(
             page_size=settings.dli.page_size,
             interval_s=settings.poll.interval,
             max_per_minute=settings.dli.max_requests_per_minute,
         )
-        self.cycle = Cycle(
+        return Cycle(
             incremental=_incremental(settings, client, planner),
             planner=planner,
             client=client,
@@ -146,7 +148,7 @@ class Monitor:
             health=self.health,
             router=Router.from_settings(
                 settings.routes,
-                list(sinks),
+                list(self.sinks),
                 default_sinks=settings.default_sinks,
                 silences=self.store.active_silences,
             ),
@@ -162,16 +164,6 @@ class Monitor:
             clock=self.clock,
             rules=settings.rules,
         )
-        self.metrics.set_outbox(self.store.outbox_summary())
-        log.info(
-            "monitor configured",
-            version=__version__,
-            endpoint=redact_url(str(settings.dli.endpoint)),
-            targets=list(targets_of(settings)),
-            sinks=list(sinks),
-            state=str(_state_path(settings)),
-        )
-        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
@@ -316,6 +308,25 @@ def _logged(func: Any) -> Any:
             log.exception("scheduled job failed")
 
     return job
+
+
+def _dli_client(
+    settings: Settings, sessions: SessionPool, metrics: Metrics, clock: Clock
+) -> DliClient:
+    """The DLI client: its endpoint's session, auth, request budget and retry policy."""
+    return DliClient(
+        sessions.get(settings.dli.tls, setting="dli.tls"),
+        endpoint=str(settings.dli.endpoint),
+        project_id=settings.dli.project_id,
+        auth=build_auth(settings, sessions, clock),
+        timeout_s=settings.dli.request_timeout,
+        budget=RequestBudget(settings.dli.max_requests_per_minute),
+        retry=RetryPolicy(
+            attempts=settings.dli.retry.attempts,
+            backoff=tuple(settings.dli.retry.backoff),
+        ),
+        observer=metrics.observe_api_request,
+    )
 
 
 def _incremental(
