@@ -217,6 +217,25 @@ class Delivery:
     latencies: list[float] = field(default_factory=list)
 
 
+def expectations(
+    truth: Truth, cycles: Sequence[tuple[float, float]], go: float
+) -> tuple[dict[tuple[str, str], float], set[tuple[str, str]]]:
+    """(every (job, state) entered after `go` with when it was entered, the pairs that must be
+    reported: held over a whole cycle of `cycles`)."""
+    starts = [start for start, _ in cycles]
+    allowed: dict[tuple[str, str], float] = {}
+    required: set[tuple[str, str]] = set()
+    for job, spans in truth.intervals().items():
+        for state, entered, left in spans:
+            if entered <= go:
+                continue
+            allowed.setdefault((job, state), entered)
+            at = bisect.bisect_left(starts, entered + SLACK_S)
+            if at < len(cycles) and cycles[at][1] + SLACK_S <= left:
+                required.add((job, state))
+    return allowed, required
+
+
 def compare_events(
     truth: Truth,
     cycles: Sequence[tuple[float, float]],
@@ -231,17 +250,7 @@ def compare_events(
     states included), or a second event id for the same pair, is extra. Latency runs from the
     simulator's change to the receipt of the event.
     """
-    starts = [start for start, _ in cycles]
-    allowed: dict[tuple[str, str], float] = {}
-    required: set[tuple[str, str]] = set()
-    for job, spans in truth.intervals().items():
-        for state, entered, left in spans:
-            if entered <= go:
-                continue
-            allowed.setdefault((job, state), entered)
-            at = bisect.bisect_left(starts, entered + SLACK_S)
-            if at < len(cycles) and cycles[at][1] + SLACK_S <= left:
-                required.add((job, state))
+    allowed, required = expectations(truth, cycles, go)
     result = Delivery(expected=len(required))
     seen: set[str] = set()
     reported: set[tuple[str, str]] = set()

@@ -10,7 +10,6 @@ may send it again). `account` compares every receipt with the ground truth.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import random
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from benchmarks.scale_support import SLACK_S, Receiver, Truth, percentile
+from benchmarks.scale_support import Receiver, Truth, expectations, percentile
 
 
 class FaultyReceiver(Receiver):
@@ -142,17 +141,7 @@ def account(
     briefer ones may be reported. The same event id again is a raw duplicate; a second event
     id for a reported pair a real one; a pair that never happened after `go` is false.
     """
-    starts = [start for start, _ in cycles]
-    allowed: dict[tuple[str, str], float] = {}
-    required: set[tuple[str, str]] = set()
-    for job, spans in truth.intervals().items():
-        for state, entered, left in spans:
-            if entered <= go:
-                continue
-            allowed.setdefault((job, state), entered)
-            at = bisect.bisect_left(starts, entered + SLACK_S)
-            if at < len(cycles) and cycles[at][1] + SLACK_S <= left:
-                required.add((job, state))
+    allowed, required = expectations(truth, cycles, go)
     result = Accounting(expected=len(required), receipts=len(received))
     seen: set[str] = set()
     reported: set[tuple[str, str]] = set()
