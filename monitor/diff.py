@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -85,11 +85,7 @@ def diff(
       silently; missing from an incomplete one, it is simply kept.
     """
     answers = confirmed or {}
-    events: list[Event] = []
-    snapshot: dict[str, Job] = {}
-    upserts: list[Job] = []
-    removals: list[str] = []
-
+    out = _Outcome()
     for job in sorted(current.values(), key=_order):
         before = previous.get(job.id) if previous is not None else None
         seen, event = _compare(before, job, target=target, now=now)
@@ -97,39 +93,60 @@ def diff(
             event = _baseline_event(seen, target=target, now=now, mode=baseline)
         elif before is None and _predates(job, baseline_before):
             event = None
-        snapshot[job.id] = seen
-        if before is None or seen != before:
-            upserts.append(seen)
-        if event is not None:
-            events.append(event)
-
+        out.keep(seen, before, event)
     for before in sorted((previous or {}).values(), key=_order):
-        if before.id in current:
-            continue
-        if before.state.is_terminal:
-            if complete:
-                removals.append(before.id)
-            else:
-                snapshot[before.id] = before
-            continue
-        if before.id not in answers:
-            snapshot[before.id] = before
-            continue
-        state = answers[before.id]
-        if state is GONE:
-            removals.append(before.id)
-            gone = _event(EventKind.VANISHED, target, before, before.state, None, now, before)
-            events.append(gone)
-            continue
-        sighting = dataclasses.replace(before, state=state, raw_state=state.value)
-        seen, event = _compare(before, sighting, target=target, now=now)
-        snapshot[before.id] = seen
-        if seen != before:
-            upserts.append(seen)
-        if event is not None:
-            events.append(event)
+        if before.id not in current:
+            _absent(out, before, answers, complete=complete, target=target, now=now)
+    return DiffResult(tuple(out.events), out.snapshot, tuple(out.upserts), tuple(out.removals))
 
-    return DiffResult(tuple(events), snapshot, tuple(upserts), tuple(removals))
+
+@dataclass
+class _Outcome:
+    """What a diff has decided so far: the next snapshot, rows to write, events."""
+
+    events: list[Event] = field(default_factory=list)
+    snapshot: dict[str, Job] = field(default_factory=dict)
+    upserts: list[Job] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+
+    def keep(self, seen: Job, before: Job | None, event: Event | None) -> None:
+        """Keep `seen` in the snapshot (a row to write when it changed) and its event."""
+        self.snapshot[seen.id] = seen
+        if before is None or seen != before:
+            self.upserts.append(seen)
+        if event is not None:
+            self.events.append(event)
+
+
+def _absent(
+    out: _Outcome,
+    before: Job,
+    answers: Mapping[str, JobState | None],
+    *,
+    complete: bool,
+    target: str,
+    now: datetime,
+) -> None:
+    """Decide about a known job the listing did not show (see `diff` for the rules)."""
+    if before.state.is_terminal:
+        if complete:
+            out.removals.append(before.id)
+        else:
+            out.snapshot[before.id] = before
+        return
+    if before.id not in answers:
+        out.snapshot[before.id] = before
+        return
+    state = answers[before.id]
+    if state is GONE:
+        out.removals.append(before.id)
+        out.events.append(
+            _event(EventKind.VANISHED, target, before, before.state, None, now, before)
+        )
+        return
+    sighting = dataclasses.replace(before, state=state, raw_state=state.value)
+    seen, event = _compare(before, sighting, target=target, now=now)
+    out.keep(seen, before, event)
 
 
 def _compare(
