@@ -281,12 +281,7 @@ class Store:
             if history is not None:
                 _write_history(db, target, history)
             if mark is not None:
-                db.execute(
-                    "INSERT INTO poll_marks (target, high_water, baseline_floor) VALUES (?, ?, ?)"
-                    " ON CONFLICT (target) DO UPDATE SET high_water = excluded.high_water,"
-                    " baseline_floor = excluded.baseline_floor",
-                    (target, _optional(mark.high_water), _optional(mark.baseline_floor)),
-                )
+                _write_mark(db, target, mark)
         return inserted
 
     def load_rule_memory(self, target: str) -> RuleMemory:
@@ -575,6 +570,16 @@ def _since(job: Job, moment: datetime) -> bool:
 
 def _optional(moment: datetime | None) -> str | None:
     return None if moment is None else format_time(moment)
+
+
+def _write_mark(db: sqlite3.Connection, target: str, mark: PollMark) -> None:
+    """Record where incremental polling of the target stands."""
+    db.execute(
+        "INSERT INTO poll_marks (target, high_water, baseline_floor) VALUES (?, ?, ?)"
+        " ON CONFLICT (target) DO UPDATE SET high_water = excluded.high_water,"
+        " baseline_floor = excluded.baseline_floor",
+        (target, _optional(mark.high_water), _optional(mark.baseline_floor)),
+    )
 
 
 def _write_history(db: sqlite3.Connection, target: str, update: HistoryUpdate) -> None:
