@@ -4,8 +4,9 @@
 delivered right after a 2xx (a crash before that means a re-send with the same `event_id`,
 i.e. at-least-once); a retryable failure gets a next attempt after a backoff (or the sink's
 `Retry-After`, if longer) until the event is older than `max_age`; a permanent failure is
-final at once. Sinks run concurrently; the rows of one sink go one at a time in event order,
-and after a retryable failure the sink gets nothing more in that drain (it is likely down, so
+final at once. The first success of a sink after a failure (or since start) brings its rows
+that wait out a backoff forward: the outage is over. Sinks run concurrently; the rows of one
+sink go one at a time in event order, and after a retryable failure the sink gets nothing more in that drain (it is likely down, so
 there is no point in waiting out one timeout per row). Order across a failure is therefore
 best effort; receivers order by `observed_at` and de-duplicate by `event_id`.
 
@@ -50,7 +51,7 @@ SENDS_KEPT_S = 3600.0
 class DeliveryPolicy:
     """How deliveries are retried: waits between attempts, and when to give up."""
 
-    backoff: tuple[float, ...] = (1, 2, 4, 8, 15, 30, 60, 120, 300)
+    backoff: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 60)
     """Seconds before attempt n+1 after n failures; the last value repeats."""
     jitter: float = 0.0
     """Each wait grows by a random share of itself up to this (never shrinks)."""
@@ -155,6 +156,9 @@ class Dispatcher:
             self._budgets.setdefault(name, RateBudget((), clock=clock))
         self._failing: dict[str, str] = {}
         """Sinks whose last attempt failed, with the reason; for once-per-change logging."""
+        self._unproven = set(self._sinks)
+        """Sinks not yet seen to deliver since start: a first success may end an outage that
+        began before a restart."""
         self._lock = asyncio.Lock()
         """Serialises drains: the cycle's and the periodic one must never send a row twice."""
         self._restore_budgets()
@@ -284,6 +288,7 @@ class Dispatcher:
         error = await self._attempt(sink, Notification(name, tuple(r.event for r in rows)))
         if error is None:
             self._store.mark_delivered_many([r.event.event_id for r in rows], name, self._clock())
+            self._bring_forward(name)
             for _ in rows:
                 self._settle(state.tally, name, "delivered")
             return True
@@ -296,6 +301,16 @@ class Dispatcher:
         if retried:
             state.resting.add(name)
         return not retried
+
+    def _bring_forward(self, name: str) -> None:
+        """After a sink's first success since a failure (or since start), its rows waiting out
+        a retry backoff are due at once: the outage is over, so they need not wait for it."""
+        if name not in self._failing and name not in self._unproven:
+            return
+        self._unproven.discard(name)
+        released = self._store.release_retries(name, self._clock())
+        if released:
+            log.info("retries brought forward", sink=name, rows=released)
 
     def _spend(self, name: str) -> None:
         """Count one send against the sink's budget, in memory and in the store."""

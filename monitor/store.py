@@ -411,6 +411,17 @@ class Store:
             )
             return cursor.rowcount
 
+    def release_retries(self, sink: str, now: datetime) -> int:
+        """Make every pending row of `sink` that already failed and waits later than `now` due
+        at `now`; returns how many. Not an attempt: `attempts` and `last_error` stay."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET next_attempt_at = ?"
+                " WHERE sink = ? AND status = 'pending' AND attempts > 0 AND next_attempt_at > ?",
+                (_stamp(now), sink, _stamp(now)),
+            )
+            return cursor.rowcount
+
     def record_send(self, sink: str, at: datetime, *, keep_s: float = 3600.0) -> None:
         """Remember that a message went to `sink` at `at`; forget its sends older than `keep_s`."""
         with self._transaction() as db:

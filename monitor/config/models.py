@@ -231,9 +231,9 @@ class DeliverySettings(_Model):
     """How notifications are delivered from the outbox to the sinks."""
 
     backoff: list[Duration] = Field(
-        default=[1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0],
+        default=[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0],
         min_length=1,
-        description="Waits between delivery attempts, doubling from 1s to 5m; the last repeats."
+        description="Waits between delivery attempts, doubling from 1s to 1m; the last repeats."
         " A vendor's named wait (Retry-After, a robot's block) is honoured when longer.",
     )
     jitter: float = Field(

@@ -173,7 +173,7 @@ def test_omitted_sections_take_the_documented_defaults() -> None:
         9108,
         True,
     )
-    assert settings.delivery.backoff == [1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0]
+    assert settings.delivery.backoff == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0]
     assert (settings.delivery.max_age, settings.delivery.timeout) == (86400.0, 10.0)
     assert settings.delivery.batch_size == 100
     assert settings.shutdown_timeout == 20.0

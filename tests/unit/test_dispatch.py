@@ -146,6 +146,40 @@ async def test_the_backoff_grows_with_each_failure_and_then_repeats_the_last_ste
     assert waits == [5, 30, 30]
 
 
+async def test_when_a_sink_recovers_the_rows_waiting_out_a_backoff_go_at_once(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    old = make_event(1)
+    enqueue(store, clock, [old], ("hook",))
+    hook.script([500, 500])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    await d.drain()
+    clock.advance(5)
+    await d.drain()  # second failure: the old row now waits 30 s
+    assert store.next_due_at() == clock() + timedelta(seconds=30)
+    clock.advance(1)
+    new = make_event(2)
+    enqueue(store, clock, [new], ("hook",))
+    report = await d.drain()  # the new row's first attempt succeeds: the outage is over
+    assert report.delivered == 2
+    assert hook.event_ids() == [old.event_id, old.event_id, new.event_id, old.event_id]
+    assert store.outcome(old.event_id, "hook") == ("delivered", 3, "")
+
+
+async def test_after_a_restart_the_first_success_brings_earlier_retries_forward(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    old = make_event(1)
+    enqueue(store, clock, [old], ("hook",))
+    hook.script([500])
+    await dispatcher(store, {"hook": webhook("hook", hook, session)}, clock).drain()
+    clock.advance(1)
+    enqueue(store, clock, [make_event(2)], ("hook",))
+    restarted = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    assert (await restarted.drain()).delivered == 2
+    assert store.outcome(old.event_id, "hook") == ("delivered", 2, "")
+
+
 async def test_a_400_fails_at_once_and_is_never_sent_again(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
@@ -248,9 +282,9 @@ async def test_after_a_retryable_failure_a_sink_gets_nothing_more_in_that_drain(
     assert (report.delivered, report.retrying) == (3, 1)
     assert len(hook.received) == 1  # one request to a sink that is down, not one per row
     assert store.pending_by_sink() == {"hook": 3}
-    report = await d.drain()  # the rows that were never tried are still due now
-    assert report.delivered == 2
-    assert hook.event_ids() == [events[0].event_id, events[1].event_id, events[2].event_id]
+    report = await d.drain()  # the rows never tried are due now, and the failed one follows
+    assert report.delivered == 3
+    assert hook.event_ids() == [e.event_id for e in (*events, events[0])]
 
 
 async def test_a_backlog_of_a_sink_that_is_down_does_not_starve_the_sinks_behind_it(
