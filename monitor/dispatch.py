@@ -1,14 +1,14 @@
 """The dispatcher: drains the outbox into the sinks, the one place where deliveries are retried.
 
 `Dispatcher.drain()` sends every row that is due once and records the outcome in the store:
-delivered right after a 2xx (a crash before that means a re-send with the same `event_id`,
-i.e. at-least-once); a retryable failure gets a next attempt after a backoff (or the sink's
-`Retry-After`, if longer) until the event is older than `max_age`; a permanent failure is
-final at once. The first success of a sink after a failure (or since start) brings its rows
-that wait out a backoff forward: the outage is over. Sinks run concurrently; the rows of one
-sink go one at a time in event order, and after a retryable failure the sink gets nothing more in that drain (it is likely down, so
-there is no point in waiting out one timeout per row). Order across a failure is therefore
-best effort; receivers order by `observed_at` and de-duplicate by `event_id`.
+delivered right after a 2xx (a crash before that means a re-send with the same `event_id`, i.e.
+at-least-once); a retryable failure gets a next attempt after a backoff (or the sink's
+`Retry-After`, if longer) until the event is older than `max_age`; a permanent failure is final at
+once. The first success of a sink after a failure (or since start) brings its rows that wait out a
+backoff forward: the outage is over. Sinks run concurrently; the rows of one sink go one at a time
+in event order, and after a retryable failure the sink gets nothing more in that drain (it is
+likely down, so there is no point in waiting out one timeout per row). Order across a failure is
+therefore best effort; receivers order by `observed_at` and de-duplicate by `event_id`.
 
 Rate budgets (`monitor.ratelimit`): each sink may have a `RateBudget`. When a sink's due rows
 exceed what its budget allows now, they ALL go as one digest `Notification` instead of being
