@@ -17,13 +17,13 @@ def test_the_deploy_section_names_every_file_in_deploy() -> None:
     section = _section()
     files = {path.name for path in DEPLOY.iterdir() if path.is_file()}
     files.discard("example-config.yaml")  # documented under Configuration
-    missing = sorted(name for name in files if f"deploy/{name}" not in section)
+    missing = sorted(name for name in files if f"deploy/base/{name}" not in section)
     assert missing == []
 
 
 def test_the_deploy_section_applies_the_base_and_creates_the_secret_it_mounts() -> None:
     section = _section()
-    assert "kubectl apply -n dli-monitor -k deploy/" in section
+    assert "kubectl apply -n dli-monitor -k deploy/base/" in section
     secret = yaml.safe_load((DEPLOY / "secret.example.yaml").read_text(encoding="utf-8"))
     assert f"create secret generic {secret['metadata']['name']}" in section
     for key in secret["stringData"]:

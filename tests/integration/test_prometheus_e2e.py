@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def rule_groups() -> dict[str, Any]:
     """The PrometheusRule's `spec` (its rule groups) as a plain Prometheus rules file."""
-    rule = yaml.safe_load((ROOT / "deploy" / "prometheusrule.yaml").read_text())
+    rule = yaml.safe_load((ROOT / "deploy" / "base" / "prometheusrule.yaml").read_text())
     return {"groups": rule["spec"]["groups"]}
 
 

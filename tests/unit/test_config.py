@@ -27,7 +27,7 @@ from monitor.config import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "deploy" / "example-config.yaml"
+EXAMPLE = ROOT / "deploy" / "base" / "example-config.yaml"
 
 CANARY_AK = "CANARY-AK-0000000000000001"
 CANARY_SK = "CANARY-SK-unit-config-secret-0001"

@@ -13,7 +13,7 @@ from monitor.config.__main__ import END, START, main
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-EXAMPLE = ROOT / "deploy" / "example-config.yaml"
+EXAMPLE = ROOT / "deploy" / "base" / "example-config.yaml"
 
 
 def _section(text: str) -> str:
