@@ -48,7 +48,7 @@ from monitor.diff import diff
 from monitor.logs import configure as configure_logs
 from monitor.models import Job
 from monitor.simulator import World, make_app
-from monitor.store import Store
+from monitor.store import open_store
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 ACCESS_KEY = "AKBENCH0000000000001"
@@ -231,7 +231,7 @@ async def bench_one(jobs: int, workdir: Path) -> Row:
         async with Monitor(run.settings("state.db")) as monitor:
             await run.measure_quiet_cycles(monitor)
             await run.measure_changes(monitor, active_ids[:changes])
-            snapshots = [monitor.poll.cycle.snapshot(queue) or {} for queue in QUEUES]
+            snapshots = [await monitor.cycle.snapshot(queue) or {} for queue in QUEUES]
 
     # 4. the pure differ, per target, on the snapshots the monitor holds
     now = datetime.now(UTC)
@@ -239,7 +239,7 @@ async def bench_one(jobs: int, workdir: Path) -> Row:
     row.diff_steady_us = best_of(3, lambda: run_diffs(snapshots, snapshots, now)) / jobs * 1e6
 
     # 5. committing the baseline snapshot into a fresh file
-    row.commit_s = time_commit(snapshots, workdir / "commit.db", now)
+    row.commit_s = await time_commit(snapshots, workdir / "commit.db", now)
     return row
 
 
@@ -327,15 +327,15 @@ def best_of(repeat: int, func: Callable[[], None]) -> float:
     return best
 
 
-def time_commit(snapshots: Sequence[dict[str, Job]], path: Path, now: datetime) -> float:
+async def time_commit(snapshots: Sequence[dict[str, Job]], path: Path, now: datetime) -> float:
     """Seconds spent in `commit_poll` writing every target's baseline into a new state file."""
-    store = Store.open(path)
+    store = await open_store(path)
     try:
         total = 0.0
         for queue, jobs in zip(QUEUES, snapshots, strict=True):
             result = diff(None, jobs, target=queue, now=now)
             started = time.perf_counter()
-            store.commit_poll(
+            await store.commit_poll(
                 queue,
                 upserts=result.upserts,
                 removals=result.removals,
@@ -346,7 +346,7 @@ def time_commit(snapshots: Sequence[dict[str, Job]], path: Path, now: datetime) 
             total += time.perf_counter() - started
         return total
     finally:
-        store.close()
+        await store.close()
 
 
 def print_machine(sizes: Sequence[int]) -> None:

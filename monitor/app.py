@@ -52,7 +52,7 @@ from monitor.sinks import (
     AlertmanagerSink,
 )
 from monitor.sinks.base import Sink
-from monitor.store import Store
+from monitor.store import Store, open_store
 from monitor.wiring import SessionPool, build_auth, build_budgets, build_sinks
 
 log = structlog.get_logger(__name__)
@@ -99,8 +99,8 @@ class Monitor:
         sessions = await self._stack.enter_async_context(
             SessionPool(timeout_s=max(settings.dli.request_timeout, 1.0) * 3)
         )
-        self.store = Store.open(_state_path(settings))
-        self._stack.callback(self.store.close)
+        self.store = await open_store(_state_path(settings))
+        self._stack.push_async_callback(self.store.close)
         sinks = build_sinks(settings, sessions, self.clock)
         self.sinks = sinks
         self.metrics.declare(queues=_declared_queues(settings), sinks=sinks)
@@ -119,7 +119,7 @@ class Monitor:
             budgets=build_budgets(settings, self.clock),
         )
         self.cycle = self._build_cycle(_dli_client(settings, sessions, self.metrics, self.clock))
-        self.metrics.set_outbox(self.store.outbox_summary())
+        self.metrics.set_outbox(await self.store.outbox_summary())
         log.info(
             "monitor configured",
             version=__version__,
@@ -211,29 +211,31 @@ class Monitor:
         """Drain the outbox once (the dispatcher serialises this with the cycle's own drain)."""
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         report = await self.dispatcher.drain(deadline=deadline)
-        self._prune()
-        self.metrics.set_outbox(self.store.outbox_summary())
+        await self._prune()
+        self.metrics.set_outbox(await self.store.outbox_summary())
         return report
 
-    def _prune(self) -> None:
+    async def _prune(self) -> None:
         """Forget settled notifications older than `RETENTION_S`, at most once an hour."""
         now = self.clock()
         if self._last_prune is not None and (now - self._last_prune).total_seconds() < 3600:
             return
         self._last_prune = now
-        removed = self.store.prune(older_than=now - timedelta(seconds=RETENTION_S))
+        removed = await self.store.prune(older_than=now - timedelta(seconds=RETENTION_S))
         if removed:
             log.info("pruned settled notifications", removed=removed)
 
-    def _views(self) -> Mapping[str, Any]:
+    async def _views(self) -> Mapping[str, Any]:
+        """What `/api/status` shows: health, pending deliveries and jobs held per target."""
+        targets: dict[str, int | None] = {}
+        for target in targets_of(self.settings):
+            jobs = await self.cycle.snapshot(target)
+            targets[target] = len(jobs) if jobs is not None else None
         return {
             "version": __version__,
             "health": self.health.snapshot(),
-            "outbox_pending": self.store.pending_by_sink(),
-            "targets": {
-                target: (len(jobs) if (jobs := self.cycle.snapshot(target)) is not None else None)
-                for target in targets_of(self.settings)
-            },
+            "outbox_pending": await self.store.pending_by_sink(),
+            "targets": targets,
         }
 
 

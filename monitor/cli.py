@@ -31,8 +31,8 @@ from monitor.config import (
 from monitor.logs import add_secrets, configure
 from monitor.models import utc_now
 from monitor.silences import SilenceError, compile_job_name
-from monitor.store import Store
-from monitor.store_file import inspect_state
+from monitor.store import open_store
+from monitor.store.sqlite import inspect_state
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -85,7 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT to serve on")
     simulate.add_argument("--scenario", default=None, help="scenario YAML (default: the demo)")
     simulate.add_argument("--project-id", default="demo0000000000000000000000000000")
-    simulate.add_argument("--auth", choices=["none", "aksk"], default="none")
+    simulate.add_argument(
+        "--auth",
+        choices=["none", "aksk", "token"],
+        default="none",
+        help="none; aksk (--access-key AK --secret-key SK); token: IAM tokens from "
+        "POST /v3/auth/tokens (--access-key DOMAIN/USER --secret-key PASSWORD)",
+    )
     simulate.add_argument("--access-key", default=os.environ.get("SIM_ACCESS_KEY"))
     simulate.add_argument("--secret-key", default=os.environ.get("SIM_SECRET_KEY"))
     return parser
@@ -112,6 +118,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         if args.auth == "aksk" and not (args.access_key and args.secret_key):
             parser.error("--auth aksk needs --access-key and --secret-key")
+        if args.auth == "token" and not (args.secret_key and "/" in (args.access_key or "")):
+            parser.error("--auth token needs --access-key DOMAIN/USER and --secret-key PASSWORD")
         return asyncio.run(
             run_simulator(
                 listen=args.listen,
@@ -273,11 +281,16 @@ def _sink_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _silence(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `silence` action against the state file of `settings`."""
+    return asyncio.run(_silence_action(args, settings))
+
+
+async def _silence_action(args: argparse.Namespace, settings: Settings) -> int:
+    """`_silence` on the event loop: the store's API is async."""
     now = utc_now()
-    store = Store.open(settings.state.path)
+    store = await open_store(settings.state.path)
     try:
         if args.silence_command == "add":
-            added = store.add_silence(
+            added = await store.add_silence(
                 job_name=args.job_name,
                 queue=args.queue,
                 starts_at=now,
@@ -288,13 +301,13 @@ def _silence(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
         if args.silence_command == "expire":
             try:
-                ended = store.expire_silence(args.id, now)
+                ended = await store.expire_silence(args.id, now)
             except KeyError:
                 sys.stderr.write(f"error: no silence with id {args.id}\n")
                 return EXIT_FAILURE
             sys.stdout.write(f"silence {args.id} {'expired' if ended else 'had already ended'}\n")
             return EXIT_OK
-        shown = [s for s in store.list_silences() if args.all or s.ends_at > now]
+        shown = [s for s in await store.list_silences() if args.all or s.ends_at > now]
         sys.stdout.write("ID\tSTATUS\tUNTIL\tQUEUE\tJOB-NAME\tCOMMENT\n")
         for item in shown:
             status = "active" if item.is_active(now) else "expired"
@@ -305,7 +318,7 @@ def _silence(args: argparse.Namespace, settings: Settings) -> int:
             )
         return EXIT_OK
     finally:
-        store.close()
+        await store.close()
 
 
 def _iso(moment: datetime) -> str:

@@ -161,30 +161,35 @@ class Dispatcher:
         began before a restart."""
         self._lock = asyncio.Lock()
         """Serialises drains: the cycle's and the periodic one must never send a row twice."""
-        self._restore_budgets()
+        self._restored = False
+        """Whether the budgets were fed the stored send times yet (the first drain does it)."""
 
-    def _restore_budgets(self) -> None:
+    async def _restore_budgets(self) -> None:
         """Feed each budget the send times the store remembers (from before a restart)."""
         now = self._clock()
         for name, budget in self._budgets.items():
             if budget.horizon_s > 0:
                 since = now - timedelta(seconds=budget.horizon_s)
-                for at in self._store.recent_sends(name, since):
+                for at in await self._store.recent_sends(name, since):
                     budget.record(at)
+        self._restored = True
 
     async def drain(self, *, deadline: float | None = None) -> DeliveryReport:
         """Send every due row once; stop starting sends after `deadline` (a `loop.time()`).
 
         Concurrent calls run one after the other, so no row is ever sent by two drains at once.
+        The first one feeds the rate budgets the send times stored before a restart.
         """
         async with self._lock:
+            if not self._restored:
+                await self._restore_budgets()
             return await self._drain(deadline)
 
     async def _drain(self, deadline: float | None) -> DeliveryReport:
         loop = asyncio.get_running_loop()
         state = _Pass(_Tally(), deadline)
         while deadline is None or loop.time() < deadline:
-            rows = self._store.due(
+            rows = await self._store.due(
                 self._clock(), limit=self._policy.batch_size, exclude_sinks=state.resting
             )
             fresh = [row for row in rows if _key(row) not in state.seen]
@@ -217,41 +222,42 @@ class Dispatcher:
         """One sink's turn: singles within its budget, one digest beyond it, or a deferral."""
         sink = self._sinks.get(name)
         if sink is None:
-            self._fail_removed(name, batch, state)
+            await self._fail_removed(name, batch, state)
             return
         budget = self._budgets[name]
         allowed = budget.allowance()
         if allowed == 0:
-            self._defer(name, budget, state)
+            await self._defer(name, budget, state)
             return
         if allowed == UNLIMITED:
             await self._send_singly(sink, batch, state)
             return
         now = self._clock()
-        probe = self._unseen(self._store.due(now, limit=allowed + 1, sink=name), state)
+        probe = self._unseen(await self._store.due(now, limit=allowed + 1, sink=name), state)
         if len(probe) <= allowed:
             await self._send_singly(sink, probe, state)
             return
-        rows = self._unseen(self._store.due(now, limit=self._policy.digest_limit, sink=name), state)
+        limit = self._policy.digest_limit
+        rows = self._unseen(await self._store.due(now, limit=limit, sink=name), state)
         await self._send_digest(sink, rows, state)
 
     @staticmethod
     def _unseen(rows: list[Delivery], state: _Pass) -> list[Delivery]:
         return [row for row in rows if _key(row) not in state.seen]
 
-    def _fail_removed(self, name: str, rows: list[Delivery], state: _Pass) -> None:
+    async def _fail_removed(self, name: str, rows: list[Delivery], state: _Pass) -> None:
         """Rows for a sink that is no longer configured fail at once, without a send."""
         for row in rows:
             state.seen.add(_key(row))
-            self._store.mark_failed(
+            await self._store.mark_failed(
                 row.event.event_id, name, reason=SINK_REMOVED, now=self._clock(), attempted=False
             )
             self._count_failed(state.tally, name)
 
-    def _defer(self, name: str, budget: RateBudget, state: _Pass) -> None:
+    async def _defer(self, name: str, budget: RateBudget, state: _Pass) -> None:
         """Out of budget: hold every pending row of the sink until its next free slot."""
         slot = budget.next_slot()
-        state.tally.deferred += self._store.defer(name, slot)
+        state.tally.deferred += await self._store.defer(name, slot)
         state.resting.add(name)
         state.deferrals += 1
         log.debug("sink out of budget", sink=name, next_slot=slot.isoformat())
@@ -266,7 +272,7 @@ class Dispatcher:
             if self._expired(state):
                 return
             if budget.allowance() == 0:
-                self._defer(sink.name, budget, state)
+                await self._defer(sink.name, budget, state)
                 return
             state.seen.add(_key(row))
             if not await self._deliver(sink, [row], state):
@@ -284,42 +290,43 @@ class Dispatcher:
     async def _deliver(self, sink: Sink, rows: Sequence[Delivery], state: _Pass) -> bool:
         """Send `rows` as one notification and record the outcome; False after a retryable one."""
         name = sink.name
-        self._spend(name)
+        await self._spend(name)
         error = await self._attempt(sink, Notification(name, tuple(r.event for r in rows)))
         if error is None:
-            self._store.mark_delivered_many([r.event.event_id for r in rows], name, self._clock())
-            self._bring_forward(name)
+            delivered = [r.event.event_id for r in rows]
+            await self._store.mark_delivered_many(delivered, name, self._clock())
+            await self._bring_forward(name)
             for _ in rows:
                 self._settle(state.tally, name, "delivered")
             return True
         self._note_failure(name, error)
-        retried = self._record_failure(name, rows, error, state.tally)
+        retried = await self._record_failure(name, rows, error, state.tally)
         if error.retry_after:
             until = self._clock() + timedelta(seconds=error.retry_after)
             self._budgets[name].pause(until)
-            self._store.defer(name, until)
+            await self._store.defer(name, until)
         if retried:
             state.resting.add(name)
         return not retried
 
-    def _bring_forward(self, name: str) -> None:
+    async def _bring_forward(self, name: str) -> None:
         """After a sink's first success since a failure (or since start), its rows waiting out
         a retry backoff are due at once: the outage is over, so they need not wait for it."""
         if name not in self._failing and name not in self._unproven:
             return
         self._unproven.discard(name)
-        released = self._store.release_retries(name, self._clock())
+        released = await self._store.release_retries(name, self._clock())
         if released:
             log.info("retries brought forward", sink=name, rows=released)
 
-    def _spend(self, name: str) -> None:
+    async def _spend(self, name: str) -> None:
         """Count one send against the sink's budget, in memory and in the store."""
         budget = self._budgets[name]
         if budget.horizon_s <= 0:
             return
         now = self._clock()
         budget.record(now)
-        self._store.record_send(name, now, keep_s=max(SENDS_KEPT_S, budget.horizon_s))
+        await self._store.record_send(name, now, keep_s=max(SENDS_KEPT_S, budget.horizon_s))
 
     async def _attempt(self, sink: Sink, notification: Notification) -> SinkError | None:
         """One send; any non-`SinkError` exception becomes a retryable error (and is logged)."""
@@ -341,13 +348,13 @@ class Dispatcher:
             return SinkError(f"unexpected {type(exc).__name__} in sink", retryable=True)
         return None
 
-    def _record_failure(
+    async def _record_failure(
         self, name: str, rows: Sequence[Delivery], error: SinkError, tally: _Tally
     ) -> bool:
         """Mark each row retry or failed (too old, or permanent); True when any will retry."""
         now = self._clock()
         if not error.retryable:
-            self._store.mark_failed_many(
+            await self._store.mark_failed_many(
                 [r.event.event_id for r in rows], name, reason=error.reason, now=now
             )
             for _ in rows:
@@ -357,14 +364,14 @@ class Dispatcher:
         for row in rows:
             if (now - row.created_at).total_seconds() >= self._policy.max_age_s:
                 reason = f"gave up after {row.attempts + 1} attempts: {error.reason}"
-                self._store.mark_failed(row.event.event_id, name, reason=reason, now=now)
+                await self._store.mark_failed(row.event.event_id, name, reason=reason, now=now)
                 self._settle(tally, name, "failed")
                 continue
             wait = self._policy.delay(row.attempts + 1, self._random.random())
             delay = max(wait, error.retry_after or 0.0)
             retries.append((row.event.event_id, now + timedelta(seconds=delay)))
             self._settle(tally, name, "retry")
-        self._store.mark_retry_many(retries, name, reason=error.reason)
+        await self._store.mark_retry_many(retries, name, reason=error.reason)
         log.debug("delivery will be retried", sink=name, rows=len(retries))
         return bool(retries)
 

@@ -9,15 +9,18 @@ active silence covering the job wins over everything: the event gets no sink at 
 still committed by the caller, so nothing is lost). The dispatcher's budgets later collapse a
 backlog released at the end of quiet hours into digests.
 
+The silences come from an injected async `SilenceSource` (the store's `active_silences`),
+read once per commit by `for_commit`; `decide` itself takes them as an argument.
+
 What does not live here: the config models (`monitor.config.routing`), the silence model
-(`monitor.silences`), storing outbox rows (`monitor.store`).
+(`monitor.models_silence`), storing outbox rows (`monitor.store`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from fnmatch import fnmatchcase
@@ -30,11 +33,11 @@ from monitor.silences import Silence, silencing
 Plan = tuple[tuple[str, datetime], ...]
 """(sink, first attempt time) per sink that gets the event, in route then sink order."""
 
-SilenceSource = Callable[[datetime], Iterable[Silence]]
+SilenceSource = Callable[[datetime], Awaitable[Iterable[Silence]]]
 """Returns the silences active at a moment (e.g. `Store.active_silences`)."""
 
 
-def no_silences(now: datetime) -> tuple[Silence, ...]:
+async def no_silences(now: datetime) -> tuple[Silence, ...]:
     """A `SilenceSource` with no silences."""
     return ()
 
@@ -209,13 +212,13 @@ class Router:
             earliest = dict.fromkeys(self._default, now)
         return Decision(plan=tuple(earliest.items()), routes=tuple(matched))
 
-    def deliveries(self, event: Event, now: datetime) -> Plan:
+    async def deliveries(self, event: Event, now: datetime) -> Plan:
         """(sink, first attempt time) for the event, silences read from the source."""
-        return self.decide(event, now, self._silences(now)).plan
+        return self.decide(event, now, await self._silences(now)).plan
 
-    def for_commit(self, now: datetime) -> RoutingPass:
+    async def for_commit(self, now: datetime) -> RoutingPass:
         """A routing callable for one `Store.commit_poll`, reading the silences once."""
-        return RoutingPass(self, now, tuple(self._silences(now)))
+        return RoutingPass(self, now, tuple(await self._silences(now)))
 
 
 def _as_failure(event: Event) -> Event:

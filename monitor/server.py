@@ -61,8 +61,9 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-StatusViews = Callable[[], Mapping[str, object]]
-"""Returns a read-only, JSON-able view of targets and outbox for `/api/status`."""
+StatusViews = Callable[[], Awaitable[Mapping[str, object]]]
+"""Returns a read-only, JSON-able view of targets and outbox for `/api/status` (it may read
+the store, so it is awaited)."""
 
 _dumps = partial(json.dumps, default=str, sort_keys=True)
 
@@ -102,7 +103,7 @@ def make_app(
         return web.json_response(body, status=200 if ready else 503, dumps=_dumps)
 
     async def status(_: web.Request) -> web.Response:
-        body: Mapping[str, object] = views() if views is not None else {}
+        body: Mapping[str, object] = await views() if views is not None else {}
         return web.json_response(dict(body), dumps=_dumps)
 
     app = web.Application(middlewares=[guard])

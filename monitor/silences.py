@@ -1,9 +1,9 @@
-"""Silences: "say nothing about jobs named like this, on these queues, until then".
+"""Silences applied: which silence, if any, mutes an event at a moment.
 
-A `Silence` matches an event when it is active at `now` (`starts_at <= now < ends_at`), its
-`job_name` regex matches the job's whole name (anchored, as in Alertmanager: use `.*etl.*` for
-a part) and, when given, its `queue` glob matches the job's queue. Silenced events are still
-recorded; they only get no notification (the router decides that).
+The `Silence` value itself (its regex, queue glob and period) lives with the domain values in
+`monitor.models_silence`, because the store persists it; it is re-exported here for the
+callers that think of silences as a delivery matter. Silenced events are still recorded; they
+only get no notification (the router decides that).
 
 What does not live here: storing silences (`monitor.store`), the CLI that adds and expires
 them (`monitor.cli`), and routing (`monitor.routing`).
@@ -11,63 +11,13 @@ them (`monitor.cli`), and routing (`monitor.routing`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
-from fnmatch import fnmatchcase
 
 from monitor.models import Event
+from monitor.models_silence import Silence, SilenceError, compile_job_name
 
-
-class SilenceError(ValueError):
-    """A silence cannot be built: a bad regex, an empty pattern or an end before its start."""
-
-
-def compile_job_name(pattern: str) -> re.Pattern[str]:
-    """Compile a job-name regex, or raise `SilenceError` naming the problem (not the input)."""
-    if not pattern:
-        raise SilenceError("job-name regex must not be empty (use .* for every job)")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise SilenceError(f"job-name is not a valid regular expression: {exc}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class Silence:
-    """One silence: job-name regex, optional queue glob, and the period it is active in."""
-
-    id: int
-    job_name: str
-    starts_at: datetime
-    ends_at: datetime
-    queue: str | None = None
-    comment: str = ""
-    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
-            raise SilenceError("silence times must be timezone-aware")
-        if self.ends_at < self.starts_at:
-            raise SilenceError("a silence cannot end before it starts")
-        if self.queue is not None and not self.queue:
-            raise SilenceError("queue glob must not be empty (leave it out for every queue)")
-        object.__setattr__(self, "_pattern", compile_job_name(self.job_name))
-
-    def is_active(self, now: datetime) -> bool:
-        """True while the silence is in force."""
-        return self.starts_at <= now < self.ends_at
-
-    def covers(self, job_name: str, queue: str) -> bool:
-        """True when the job name and queue fall under the silence (ignores time)."""
-        if self.queue is not None and not fnmatchcase(queue, self.queue):
-            return False
-        return self._pattern.fullmatch(job_name) is not None
-
-    def matches(self, event: Event, now: datetime) -> bool:
-        """True when the silence is active at `now` and covers the event's job."""
-        return self.is_active(now) and self.covers(event.job.name, event.queue)
+__all__ = ["Silence", "SilenceError", "compile_job_name", "silencing"]
 
 
 def silencing(silences: Iterable[Silence], event: Event, now: datetime) -> Silence | None:

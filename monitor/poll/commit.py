@@ -57,36 +57,36 @@ class Committer:
         """Incremental mode: stored jobs per (queue, state) that memory does not hold."""
         self._unknown_logged: set[str] = set()
 
-    def snapshot(self, target: str, now: datetime) -> dict[str, Job] | None:
+    async def snapshot(self, target: str, now: datetime) -> dict[str, Job] | None:
         """What memory holds of a target (loaded from the store on first use)."""
         if target not in self._snapshots:
             since = None if self._keep_ended_s is None else now - self._ended_window
-            state = self._store.load_target(target, ended_since=since)
+            state = await self._store.load_target(target, ended_since=since)
             self._snapshots[target] = dict(state.jobs) if state is not None else None
             if since is not None and state is not None:
-                history = Counter(self._store.count_jobs(target))
+                history = Counter(await self._store.count_jobs(target))
                 history.subtract(_tally(state.jobs.values()))
                 self._history[target] = +history
         return self._snapshots[target]
 
-    def mark(self, target: str) -> PollMark | None:
+    async def mark(self, target: str) -> PollMark | None:
         """Where incremental polling of a target stands (loaded on first use)."""
         if target not in self._marks:
-            self._marks[target] = self._store.poll_mark(target)
+            self._marks[target] = await self._store.poll_mark(target)
         return self._marks[target]
 
     @property
     def _ended_window(self) -> timedelta:
         return timedelta(seconds=self._keep_ended_s or 0.0)
 
-    def commit(self, target: str, observation: Observation, now: datetime) -> QueueResult:
+    async def commit(self, target: str, observation: Observation, now: datetime) -> QueueResult:
         """Diff, evaluate the rules and commit one target's observation; returns its result."""
         self._note(target, observation)
-        previous = self.snapshot(target, now)
+        previous = await self.snapshot(target, now)
         known, stored = previous, {}
         if previous is not None:
             unknown = [job_id for job_id in observation.sightings if job_id not in previous]
-            stored = self._store.lookup_jobs(target, unknown) if unknown else {}
+            stored = await self._store.lookup_jobs(target, unknown) if unknown else {}
             known = {**previous, **stored} if stored else previous
         mark = observation.mark
         result = diff(
@@ -101,13 +101,13 @@ class Committer:
         )
         events, history = result.events, None
         if previous is not None:  # the baseline stays silent, rules included
-            memory = self._store.load_rule_memory(target)
+            memory = await self._store.load_rule_memory(target)
             outcome = evaluate(
                 result.snapshot, events, memory, target=target, now=now, settings=self._rules
             )
             events, history = outcome.events, outcome.update
-        routing = self._router.for_commit(now)
-        inserted = self._store.commit_poll(
+        routing = await self._router.for_commit(now)
+        inserted = await self._store.commit_poll(
             target,
             upserts=result.upserts,
             removals=result.removals,

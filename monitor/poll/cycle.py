@@ -124,7 +124,7 @@ class Cycle:
             delivery = await self._dispatcher.drain(
                 deadline=loop.time() + self._options.delivery_budget_s
             )
-            outbox = self._store.outbox_summary()
+            outbox = await self._store.outbox_summary()
             self._metrics.set_outbox(outbox)
             report = CycleReport(
                 results=tuple(results),
@@ -151,9 +151,9 @@ class Cycle:
             )
         return report
 
-    def snapshot(self, target: str) -> dict[str, Job] | None:
+    async def snapshot(self, target: str) -> dict[str, Job] | None:
         """What memory holds of a target as of its last successful poll (None before the first)."""
-        return self._committer.snapshot(target, self._clock())
+        return await self._committer.snapshot(target, self._clock())
 
     async def _poll_full(self, target: str, now: datetime, started: float) -> QueueResult:
         """List one target completely and commit it; failures leave its snapshot as it was."""
@@ -162,8 +162,8 @@ class Cycle:
                 observation = await observe_full(
                     self._client,
                     target,
-                    self._committer.snapshot(target, now),
-                    self._committer.mark(target),
+                    await self._committer.snapshot(target, now),
+                    await self._committer.mark(target),
                     page_size=self._options.page_size,
                     attempts=self._options.listing_attempts,
                     concurrency=self._options.confirm_concurrency,
@@ -172,15 +172,15 @@ class Cycle:
                 raise
             except Exception as exc:
                 return self._failed(target, started, exc)
-            return self._commit(target, observation, now, started)
+            return await self._commit(target, observation, now, started)
 
     async def _poll_incremental(
         self, poller: IncrementalPoller, now: datetime, started: float
     ) -> list[QueueResult]:
         """Observe every target at once, then commit each (or list it in full on a fallback)."""
         targets = self._options.targets
-        tracked = {target: self._committer.snapshot(target, now) for target in targets}
-        marks = {target: self._committer.mark(target) for target in targets}
+        tracked = {target: await self._committer.snapshot(target, now) for target in targets}
+        marks = {target: await self._committer.mark(target) for target in targets}
         try:
             observed = await poller.observe(tracked, marks, now=now)
         except asyncio.CancelledError:
@@ -200,18 +200,18 @@ class Cycle:
                 results.append(await self._poll_full(target, now, started))
             elif isinstance(outcome, Observation):
                 with structlog.contextvars.bound_contextvars(target=target):
-                    results.append(self._commit(target, outcome, now, started))
+                    results.append(await self._commit(target, outcome, now, started))
             else:
                 error = outcome or ListingIncomplete("target was not observed")
                 results.append(self._failed(target, started, error))
         return results
 
-    def _commit(
+    async def _commit(
         self, target: str, observation: Observation, now: datetime, started: float
     ) -> QueueResult:
         """Commit one observation; a bug or a disk error fails this target, not the others."""
         try:
-            result = self._committer.commit(target, observation, now)
+            result = await self._committer.commit(target, observation, now)
         except StoreWriteError as exc:
             self._write_failed(exc)
             return self._failed(target, started, exc)

@@ -24,7 +24,7 @@ from monitor.dispatch import DeliveryPolicy, Dispatcher
 from monitor.models import Event, EventKind, Job, JobState, event_id_for
 from monitor.ratelimit import RateBudget, budget_for
 from monitor.sinks import DEFAULT_RATE_LIMITS, Sink, WebhookSink
-from monitor.store import Store
+from monitor.store import Store, open_store
 from tests.conftest import FakeClock
 
 BURST = 500
@@ -159,9 +159,9 @@ def budgets_for(clock: FakeClock) -> dict[str, RateBudget]:
     }
 
 
-def burst(store: Store, clock: FakeClock, first: int, count: int) -> list[Event]:
+async def burst(store: Store, clock: FakeClock, first: int, count: int) -> list[Event]:
     events = [dead_event(n, clock()) for n in range(first, first + count)]
-    store.commit_poll(
+    await store.commit_poll(
         "etl", upserts=(), removals=(), events=events, sinks=("ding", "slack"), now=clock()
     )
     return events
@@ -170,8 +170,8 @@ def burst(store: Store, clock: FakeClock, first: int, count: int) -> list[Event]
 async def drain_until_empty(dispatcher: Dispatcher, store: Store, clock: FakeClock) -> int:
     """Drain, jump the clock to the next due row, repeat; returns how many drains it took."""
     drains = 0
-    while store.pending_by_sink():
-        due = store.next_due_at()
+    while await store.pending_by_sink():
+        due = await store.next_due_at()
         assert due is not None
         clock.now = max(clock.now, due)
         await dispatcher.drain()
@@ -189,9 +189,9 @@ async def test_a_burst_of_500_failures_reaches_both_vendors_within_their_windows
     slack: WindowedVendor,
     digest_limit: int,
 ) -> None:
-    store = Store.open(tmp_path / "state.db")
+    store = await open_store(tmp_path / "state.db")
     try:
-        events = burst(store, clock, 0, BURST)
+        events = await burst(store, clock, 0, BURST)
         dispatcher = Dispatcher(
             store,
             sinks_for(session, ding, slack),
@@ -201,7 +201,7 @@ async def test_a_burst_of_500_failures_reaches_both_vendors_within_their_windows
         )
         await drain_until_empty(dispatcher, store, clock)
     finally:
-        store.close()
+        await store.close()
     expected = Counter(e.event_id for e in events)
     for vendor in (ding, slack):
         assert vendor.throttled == 0
@@ -220,8 +220,8 @@ async def test_the_budget_survives_a_restart_over_the_same_state_file(
 ) -> None:
     path = tmp_path / "state.db"
     policy = DeliveryPolicy(digest_limit=20)
-    store = Store.open(path)
-    events = burst(store, clock, 0, BURST)
+    store = await open_store(path)
+    events = await burst(store, clock, 0, BURST)
     first = Dispatcher(
         store,
         sinks_for(session, ding, slack),
@@ -230,14 +230,14 @@ async def test_the_budget_survives_a_restart_over_the_same_state_file(
         budgets=budgets_for(clock),
     )
     await first.drain()
-    store.close()
+    await store.close()
     sent_before = len(ding.arrivals)
     assert sent_before == 18  # the whole per-minute budget, then the rest held back
 
     clock.advance(20)  # restart: a new process, fresh in-memory budgets
-    store = Store.open(path)
+    store = await open_store(path)
     try:
-        events += burst(store, clock, BURST, 5)  # and new failures arrive meanwhile
+        events += await burst(store, clock, BURST, 5)  # and new failures arrive meanwhile
         restarted = Dispatcher(
             store,
             sinks_for(session, ding, slack),
@@ -249,7 +249,7 @@ async def test_the_budget_survives_a_restart_over_the_same_state_file(
         assert len(ding.arrivals) == sent_before  # nothing early, not even the new events
         await drain_until_empty(restarted, store, clock)
     finally:
-        store.close()
+        await store.close()
     expected = Counter(e.event_id for e in events)
     for vendor in (ding, slack):
         assert vendor.throttled == 0

@@ -7,10 +7,19 @@ delivery pass is driven on the fake clock, so the test can count sends in any sl
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 
+from monitor.app import Monitor
+from monitor.store import SqliteStore
 from tests.conftest import Harness
 from tests.fakes.vendors import FakeVendors
+
+
+def connection(monitor: Monitor) -> sqlite3.Connection:
+    """The monitor's state file, for counting rows the store contract does not list."""
+    assert isinstance(monitor.store, SqliteStore)
+    return monitor.store.connection
 
 
 def most_in_any_window(times: list[datetime], window: timedelta) -> int:
@@ -52,15 +61,17 @@ async def test_a_burst_of_500_deaths_stays_within_each_chat_budget_and_loses_not
             assert report.events == 500
             note()
             for _ in range(900):
-                if not monitor.store.pending_by_sink():
+                if not await monitor.store.pending_by_sink():
                     break
                 harness.clock.advance(1)
                 await monitor.deliver()
                 note()
-            assert monitor.store.pending_by_sink() == {}
-            event_ids = [row[0] for row in monitor.store._db.execute("SELECT event_id FROM events")]
+            assert await monitor.store.pending_by_sink() == {}
+            event_ids = [
+                row[0] for row in connection(monitor).execute("SELECT event_id FROM events")
+            ]
             outcomes = {
-                (sink, monitor.store.outcome(event_id, sink)[0])
+                (sink, (await monitor.store.outcome(event_id, sink))[0])
                 for event_id in event_ids
                 for sink in ("dt", "sl")
             }
@@ -99,15 +110,17 @@ async def test_a_steady_trickle_of_failures_never_exceeds_the_dingtalk_window(
                 await monitor.run_cycle()
                 note()
             for _ in range(300):
-                if not monitor.store.pending_by_sink():
+                if not await monitor.store.pending_by_sink():
                     break
                 harness.clock.advance(1)
                 await monitor.deliver()
                 note()
-            pending = monitor.store.pending_by_sink()
-            delivered = monitor.store._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE sink = 'dt' AND status = 'delivered'"
-            ).fetchone()[0]
+            pending = await monitor.store.pending_by_sink()
+            delivered = (
+                connection(monitor)
+                .execute("SELECT COUNT(*) FROM outbox WHERE sink = 'dt' AND status = 'delivered'")
+                .fetchone()[0]
+            )
 
     assert pending == {}
     assert delivered == 120

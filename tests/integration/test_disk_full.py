@@ -12,12 +12,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from monitor.app import Monitor
+from monitor.store import SqliteStore
 from tests.conftest import Harness
 
 
 def cap_the_file(monitor: Monitor, pages: int | None = None) -> None:
     """Let the state file grow no further (or to `pages` pages)."""
-    db = monitor.store._db  # the test reaches into the store to fill its "disk"
+    assert isinstance(monitor.store, SqliteStore)
+    db = monitor.store.connection  # the test reaches into the store to fill its "disk"
     size = pages if pages is not None else int(db.execute("PRAGMA page_count").fetchone()[0])
     db.execute(f"PRAGMA max_page_count = {size}")
 

@@ -367,7 +367,7 @@ async def test_job_counts_include_the_history_memory_does_not_hold(harness: Harn
     async with harness.monitor() as monitor:
         await monitor.run_cycle()  # the baseline and a whole reconciliation pass
         assert counts(monitor) == (1.0, 10.0, 90.0)
-        memory = monitor.cycle.snapshot("etl") or {}
+        memory = await monitor.cycle.snapshot("etl") or {}
         assert len(memory) == 3  # the active job, and two that ended within the series TTL
         assert all(not j.log_tail for j in memory.values() if j.state.is_terminal)
         harness.world.set_state(job.id, "dead")
@@ -378,7 +378,7 @@ async def test_job_counts_include_the_history_memory_does_not_hold(harness: Harn
     async with harness.monitor() as monitor:
         await monitor.run_cycle()
         assert counts(monitor) == (0.0, 11.0, 90.0)
-        assert monitor.cycle.snapshot("etl") == {}
+        assert await monitor.cycle.snapshot("etl") == {}
 
 
 async def test_a_state_file_kept_by_full_listings_carries_on_incrementally(

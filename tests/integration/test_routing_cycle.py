@@ -22,7 +22,7 @@ from monitor.dli.client import DliClient
 from monitor.models import Event
 from monitor.poll.listing import ask_states, fetch_listing
 from monitor.routing import Router
-from monitor.store import Store
+from monitor.store import Store, open_store
 from monitor.wiring import SessionPool, build_auth, build_sinks
 from tests.conftest import Harness
 
@@ -96,15 +96,15 @@ class RoutedCycle:
     async def run(self) -> list[Event]:
         """One cycle over the `etl` queue; returns the new events (silenced ones included)."""
         now = self.harness.clock()
-        state = self.store.load_target("etl")
+        state = await self.store.load_target("etl")
         previous = dict(state.jobs) if state else None
         listing = await fetch_listing(self.client, target="etl", page_size=10)
         confirmed = await ask_states(
             self.client, find_missing(previous, listing.jobs), concurrency=2
         )
         result = diff(previous, listing.jobs, target="etl", now=now, confirmed=confirmed)
-        routing = self.router.for_commit(now)
-        inserted = self.store.commit_poll(
+        routing = await self.router.for_commit(now)
+        inserted = await self.store.commit_poll(
             "etl",
             upserts=result.upserts,
             removals=result.removals,
@@ -120,12 +120,12 @@ class RoutedCycle:
 @asynccontextmanager
 async def routed(harness: Harness) -> AsyncIterator[RoutedCycle]:
     """A monitor process over the harness's state file (a new one = a restart)."""
-    store = Store.open(harness.state_path)
+    store = await open_store(harness.state_path)
     try:
         async with SessionPool() as sessions:
             yield RoutedCycle(harness, sessions, store)
     finally:
-        store.close()
+        await store.close()
 
 
 async def test_each_failure_reaches_only_the_sinks_its_route_names(harness: Harness) -> None:
@@ -166,11 +166,11 @@ async def test_a_failure_in_quiet_hours_waits_for_the_morning_across_a_restart(
         await cycle.run()
         assert harness.receiver.received == []
 
-    store = Store.open(harness.state_path)
+    store = await open_store(harness.state_path)
     try:
-        assert store.next_due_at() == MORNING
+        assert await store.next_due_at() == MORNING
     finally:
-        store.close()
+        await store.close()
     harness.clock.now = MORNING  # a new process after the quiet period
     async with routed(harness) as cycle:
         await cycle.run()
@@ -186,7 +186,7 @@ async def test_a_silenced_failure_is_recorded_but_not_sent_until_the_silence_is_
     job = harness.world.add_job(queue="etl", name="adhoc_report", state="running")
     async with routed(harness) as cycle:
         await cycle.run()
-        silence = cycle.store.add_silence(
+        silence = await cycle.store.add_silence(
             job_name="adhoc_.*",
             queue="et?",
             starts_at=harness.clock(),
@@ -197,9 +197,9 @@ async def test_a_silenced_failure_is_recorded_but_not_sent_until_the_silence_is_
         (muted,) = await cycle.run()
         assert cycle.silenced == [muted]
         assert harness.receiver.received == []
-        assert cycle.store.pending_by_sink() == {}
+        assert await cycle.store.pending_by_sink() == {}
 
-        cycle.store.expire_silence(silence.id, harness.clock())
+        await cycle.store.expire_silence(silence.id, harness.clock())
         harness.world.set_state(job.id, "running")
         harness.clock.advance(30)
         await cycle.run()
@@ -223,7 +223,7 @@ async def test_the_daemon_itself_applies_routes_and_silences(harness: Harness) -
     }
     async with harness.monitor(**overrides) as monitor:
         await monitor.run_cycle()
-        monitor.store.add_silence(
+        await monitor.store.add_silence(
             job_name="adhoc_.*",
             starts_at=harness.clock(),
             ends_at=harness.clock() + timedelta(hours=1),

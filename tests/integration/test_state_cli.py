@@ -8,6 +8,7 @@ is corrupt, missing or from a newer release, 2 for an invalid config.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from monitor.store import SCHEMA_VERSION, Store
+from monitor.store import SCHEMA_VERSION, SqliteStore, open_store
 from tests.conftest import PROJECT
 from tests.data import make_state_fixtures as v1
 
@@ -47,6 +48,15 @@ def write_config(tmp_path: Path, state: Path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+async def commit_fixture_jobs(path: Path) -> None:
+    """Write the fixture's jobs into a current state file, as the daemon would."""
+    store = await open_store(path)
+    try:
+        await store.commit_poll("etl", upserts=v1.JOBS, removals=(), events=(), now=v1.T0)
+    finally:
+        await store.close()
 
 
 def digest(path: Path) -> str:
@@ -83,8 +93,7 @@ def test_a_version_1_file_is_reported_as_to_be_migrated_and_left_unchanged(
 
 def test_a_current_file_is_reported_ok(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
-    with closing(Store.open(state)) as store:
-        store.commit_poll("etl", upserts=v1.JOBS, removals=(), events=(), now=v1.T0)
+    asyncio.run(commit_fixture_jobs(state))
 
     code, out, err = run_cli("state", "check", "--state", str(state))
 
@@ -99,12 +108,17 @@ def test_the_file_is_read_while_a_store_holds_it_open_with_rows_only_in_the_wal(
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state.db"
-    with closing(Store.open(state)) as store:
-        store.commit_poll(
-            "etl", upserts=v1.JOBS, removals=(), events=v1.EVENTS, sinks=("hook",), now=v1.T0
+    store = SqliteStore.open(state)  # the daemon, holding the file open
+    try:
+        asyncio.run(
+            store.commit_poll(
+                "etl", upserts=v1.JOBS, removals=(), events=v1.EVENTS, sinks=("hook",), now=v1.T0
+            )
         )
         code, out, err = run_cli("state", "check", "--state", str(state))
-        assert store.targets() == ["etl"]  # the daemon's connection is still fine
+        assert asyncio.run(store.targets()) == ["etl"]  # the daemon's connection is still fine
+    finally:
+        asyncio.run(store.close())
 
     assert code == 0, err
     assert "bytes in -wal)" in out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -14,7 +14,7 @@ from monitor.dispatch import DeliveryPolicy, Dispatcher
 from monitor.models import Event, EventKind, Job, JobState, Notification, event_id_for
 from monitor.ratelimit import RateBudget, Window
 from monitor.sinks import Sink, WebhookSink
-from monitor.store import Store
+from monitor.store import Store, open_store
 from tests.fakes.receiver import Receiver, Reply
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
@@ -54,10 +54,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
-    s = Store.open(":memory:")
+async def store() -> AsyncIterator[Store]:
+    s = await open_store(":memory:")
     yield s
-    s.close()
+    await s.close()
 
 
 @pytest.fixture
@@ -82,8 +82,10 @@ def webhook(name: str, receiver: Receiver, session: aiohttp.ClientSession) -> We
     return WebhookSink(name, receiver.url, session=session, project_id="p", timeout_s=2)
 
 
-def enqueue(store: Store, clock: ManualClock, events: list[Event], sinks: tuple[str, ...]) -> None:
-    store.commit_poll("etl", upserts=(), removals=(), events=events, sinks=sinks, now=clock())
+async def enqueue(
+    store: Store, clock: ManualClock, events: list[Event], sinks: tuple[str, ...]
+) -> None:
+    await store.commit_poll("etl", upserts=(), removals=(), events=events, sinks=sinks, now=clock())
 
 
 def dispatcher(
@@ -102,44 +104,44 @@ async def test_a_due_event_is_delivered_once(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("hook",))
+    await enqueue(store, clock, [event], ("hook",))
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     report = await d.drain()
     assert (report.delivered, report.failed, report.retrying) == (1, 0, 0)
     clock.advance(3600)
     assert (await d.drain()).delivered == 0
     assert hook.event_ids() == [event.event_id]
-    assert store.outcome(event.event_id, "hook") == ("delivered", 1, "")
+    assert await store.outcome(event.event_id, "hook") == ("delivered", 1, "")
 
 
 async def test_a_500_is_retried_after_the_backoff_with_the_same_event_id(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("hook",))
+    await enqueue(store, clock, [event], ("hook",))
     hook.script([500, 200])
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     assert (await d.drain()).retrying == 1
-    assert store.next_due_at() == T0 + timedelta(seconds=5)
+    assert await store.next_due_at() == T0 + timedelta(seconds=5)
     clock.advance(4)
     await d.drain()
     assert len(hook.received) == 1  # not due yet
     clock.advance(1)
     assert (await d.drain()).delivered == 1
     assert hook.event_ids() == [event.event_id, event.event_id]
-    assert store.outcome(event.event_id, "hook") == ("delivered", 2, "")
+    assert await store.outcome(event.event_id, "hook") == ("delivered", 2, "")
 
 
 async def test_the_backoff_grows_with_each_failure_and_then_repeats_the_last_step(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    enqueue(store, clock, [make_event(1)], ("hook",))
+    await enqueue(store, clock, [make_event(1)], ("hook",))
     hook.script([500, 500, 500])
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     waits = []
     for _ in range(3):
         await d.drain()
-        due = store.next_due_at()
+        due = await store.next_due_at()
         assert due is not None
         waits.append((due - clock()).total_seconds())
         clock.now = due
@@ -150,41 +152,41 @@ async def test_when_a_sink_recovers_the_rows_waiting_out_a_backoff_go_at_once(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     old = make_event(1)
-    enqueue(store, clock, [old], ("hook",))
+    await enqueue(store, clock, [old], ("hook",))
     hook.script([500, 500])
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     await d.drain()
     clock.advance(5)
     await d.drain()  # second failure: the old row now waits 30 s
-    assert store.next_due_at() == clock() + timedelta(seconds=30)
+    assert await store.next_due_at() == clock() + timedelta(seconds=30)
     clock.advance(1)
     new = make_event(2)
-    enqueue(store, clock, [new], ("hook",))
+    await enqueue(store, clock, [new], ("hook",))
     report = await d.drain()  # the new row's first attempt succeeds: the outage is over
     assert report.delivered == 2
     assert hook.event_ids() == [old.event_id, old.event_id, new.event_id, old.event_id]
-    assert store.outcome(old.event_id, "hook") == ("delivered", 3, "")
+    assert await store.outcome(old.event_id, "hook") == ("delivered", 3, "")
 
 
 async def test_after_a_restart_the_first_success_brings_earlier_retries_forward(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     old = make_event(1)
-    enqueue(store, clock, [old], ("hook",))
+    await enqueue(store, clock, [old], ("hook",))
     hook.script([500])
     await dispatcher(store, {"hook": webhook("hook", hook, session)}, clock).drain()
     clock.advance(1)
-    enqueue(store, clock, [make_event(2)], ("hook",))
+    await enqueue(store, clock, [make_event(2)], ("hook",))
     restarted = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     assert (await restarted.drain()).delivered == 2
-    assert store.outcome(old.event_id, "hook") == ("delivered", 2, "")
+    assert await store.outcome(old.event_id, "hook") == ("delivered", 2, "")
 
 
 async def test_a_400_fails_at_once_and_is_never_sent_again(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("hook",))
+    await enqueue(store, clock, [event], ("hook",))
     hook.script([Reply(400, body="unknown field")])
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     report = await d.drain()
@@ -192,13 +194,13 @@ async def test_a_400_fails_at_once_and_is_never_sent_again(
     clock.advance(86400)
     await d.drain()
     assert len(hook.received) == 1
-    assert store.outcome(event.event_id, "hook") == ("failed", 1, "HTTP 400: unknown field")
+    assert await store.outcome(event.event_id, "hook") == ("failed", 1, "HTTP 400: unknown field")
 
 
 async def test_a_429_retry_after_longer_than_the_backoff_is_respected(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    enqueue(store, clock, [make_event(1)], ("hook",))
+    await enqueue(store, clock, [make_event(1)], ("hook",))
     hook.script([Reply(429, headers={"Retry-After": "120"})])
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     await d.drain()
@@ -212,18 +214,18 @@ async def test_a_429_retry_after_longer_than_the_backoff_is_respected(
 async def test_a_retry_after_shorter_than_the_backoff_does_not_shorten_it(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    enqueue(store, clock, [make_event(1)], ("hook",))
+    await enqueue(store, clock, [make_event(1)], ("hook",))
     hook.script([Reply(503, headers={"Retry-After": "1"})])
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     await d.drain()
-    assert store.next_due_at() == T0 + timedelta(seconds=5)
+    assert await store.next_due_at() == T0 + timedelta(seconds=5)
 
 
 async def test_a_retryable_failure_past_max_age_is_given_up(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("hook",))
+    await enqueue(store, clock, [event], ("hook",))
     hook.script([500, 502])
     policy = DeliveryPolicy(backoff=(5,), max_age_s=60)
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock, policy)
@@ -231,7 +233,7 @@ async def test_a_retryable_failure_past_max_age_is_given_up(
     clock.advance(60)
     report = await d.drain()
     assert (report.failed, report.retrying) == (1, 0)
-    status, attempts, reason = store.outcome(event.event_id, "hook")
+    status, attempts, reason = await store.outcome(event.event_id, "hook")
     assert (status, attempts) == ("failed", 2)
     assert reason == "gave up after 2 attempts: HTTP 502"
     clock.advance(3600)
@@ -247,7 +249,7 @@ async def test_a_failing_sink_does_not_hold_up_another(
     session: aiohttp.ClientSession,
 ) -> None:
     events = [make_event(n) for n in range(3)]
-    enqueue(store, clock, events, ("chat", "hook"))
+    await enqueue(store, clock, events, ("chat", "hook"))
     hook.hold()  # hook hangs on its first request while chat gets everything
     sinks: dict[str, Sink] = {
         "hook": webhook("hook", hook, session),
@@ -271,7 +273,7 @@ async def test_after_a_retryable_failure_a_sink_gets_nothing_more_in_that_drain(
     session: aiohttp.ClientSession,
 ) -> None:
     events = [make_event(n) for n in range(3)]
-    enqueue(store, clock, events, ("chat", "hook"))
+    await enqueue(store, clock, events, ("chat", "hook"))
     hook.script([503])
     sinks: dict[str, Sink] = {
         "hook": webhook("hook", hook, session),
@@ -281,7 +283,7 @@ async def test_after_a_retryable_failure_a_sink_gets_nothing_more_in_that_drain(
     report = await d.drain()
     assert (report.delivered, report.retrying) == (3, 1)
     assert len(hook.received) == 1  # one request to a sink that is down, not one per row
-    assert store.pending_by_sink() == {"hook": 3}
+    assert await store.pending_by_sink() == {"hook": 3}
     report = await d.drain()  # the rows never tried are due now, and the failed one follows
     assert report.delivered == 3
     assert hook.event_ids() == [e.event_id for e in (*events, events[0])]
@@ -294,9 +296,9 @@ async def test_a_backlog_of_a_sink_that_is_down_does_not_starve_the_sinks_behind
     chat: Receiver,
     session: aiohttp.ClientSession,
 ) -> None:
-    enqueue(store, clock, [make_event(n) for n in range(6)], ("hook",))
+    await enqueue(store, clock, [make_event(n) for n in range(6)], ("hook",))
     later = [make_event(n) for n in range(6, 8)]
-    enqueue(store, clock, later, ("chat",))
+    await enqueue(store, clock, later, ("chat",))
     hook.script([503])
     sinks: dict[str, Sink] = {
         "hook": webhook("hook", hook, session),
@@ -313,10 +315,10 @@ async def test_rows_of_one_sink_are_sent_one_at_a_time_in_event_order(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     first = [make_event(n) for n in range(4)]
-    enqueue(store, clock, first, ("hook",))
+    await enqueue(store, clock, first, ("hook",))
     clock.advance(1)
     second = [make_event(n) for n in range(4, 7)]
-    enqueue(store, clock, second, ("hook",))
+    await enqueue(store, clock, second, ("hook",))
     policy = DeliveryPolicy(backoff=(5,), batch_size=2)
     report = await dispatcher(
         store, {"hook": webhook("hook", hook, session)}, clock, policy
@@ -328,7 +330,7 @@ async def test_rows_of_one_sink_are_sent_one_at_a_time_in_event_order(
 async def test_the_observer_hears_every_outcome(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    enqueue(store, clock, [make_event(1), make_event(2)], ("hook",))
+    await enqueue(store, clock, [make_event(1), make_event(2)], ("hook",))
     hook.script([500, 200, 400])
     observed: list[tuple[str, str]] = []
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock, observed=observed)
@@ -342,10 +344,10 @@ async def test_rows_for_a_sink_no_longer_configured_are_failed_without_a_send(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("hook", "old"))
+    await enqueue(store, clock, [event], ("hook", "old"))
     report = await dispatcher(store, {"hook": webhook("hook", hook, session)}, clock).drain()
     assert (report.delivered, report.failed) == (1, 1)
-    assert store.outcome(event.event_id, "old") == ("failed", 0, "sink removed from config")
+    assert await store.outcome(event.event_id, "old") == ("failed", 0, "sink removed from config")
 
 
 class ExplodingSink:
@@ -361,12 +363,12 @@ async def test_an_unexpected_sink_exception_is_retryable_and_logged_without_secr
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("buggy", "hook"))
+    await enqueue(store, clock, [event], ("buggy", "hook"))
     sinks: dict[str, Sink] = {"buggy": ExplodingSink(), "hook": webhook("hook", hook, session)}
     with capture_logs() as logs:
         report = await dispatcher(store, sinks, clock).drain()
     assert (report.delivered, report.retrying) == (1, 1)
-    assert store.outcome(event.event_id, "buggy") == (
+    assert await store.outcome(event.event_id, "buggy") == (
         "pending",
         1,
         "unexpected RuntimeError in sink",
@@ -380,13 +382,13 @@ async def test_no_url_or_token_reaches_the_outbox_or_the_logs(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("hook",))
+    await enqueue(store, clock, [event], ("hook",))
     hook.script([Reply(500, body="cannot forward to https://hooks.example/CANARY-TOKEN")])
     url = hook.url + "/CANARY-TOKEN?token=CANARY-TOKEN"
     sink = WebhookSink("hook", url, session=session, project_id="p")
     with capture_logs() as logs:
         await dispatcher(store, {"hook": sink}, clock).drain()
-    _, _, reason = store.outcome(event.event_id, "hook")
+    _, _, reason = await store.outcome(event.event_id, "hook")
     assert reason.startswith("HTTP 500")
     assert "CANARY" not in reason
     assert logs and "CANARY" not in repr(logs)
@@ -395,7 +397,7 @@ async def test_no_url_or_token_reaches_the_outbox_or_the_logs(
 async def test_health_changes_are_logged_once_not_per_row(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    enqueue(store, clock, [make_event(n) for n in range(3)], ("hook",))
+    await enqueue(store, clock, [make_event(n) for n in range(3)], ("hook",))
     hook.script([500, 500, 500])
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     with capture_logs() as logs:
@@ -410,18 +412,18 @@ async def test_health_changes_are_logged_once_not_per_row(
 async def test_no_send_starts_after_the_deadline(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    enqueue(store, clock, [make_event(1)], ("hook",))
+    await enqueue(store, clock, [make_event(1)], ("hook",))
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     report = await d.drain(deadline=asyncio.get_running_loop().time())
     assert report.delivered == 0 and hook.received == []
-    assert store.pending_by_sink() == {"hook": 1}
+    assert await store.pending_by_sink() == {"hook": 1}
 
 
 async def test_a_cancelled_drain_leaves_the_row_pending_for_a_resend(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     event = make_event(1)
-    enqueue(store, clock, [event], ("hook",))
+    await enqueue(store, clock, [event], ("hook",))
     hook.hold()
     d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
     drain = asyncio.create_task(d.drain())
@@ -430,7 +432,7 @@ async def test_a_cancelled_drain_leaves_the_row_pending_for_a_resend(
     with pytest.raises(asyncio.CancelledError):
         await drain
     hook.release()
-    assert store.outcome(event.event_id, "hook") == ("pending", 0, "")
+    assert await store.outcome(event.event_id, "hook") == ("pending", 0, "")
     assert (await d.drain()).delivered == 1
     assert hook.event_ids() == [event.event_id, event.event_id]
     assert len(hook.answered) == 1
@@ -463,7 +465,7 @@ async def test_rows_within_the_budget_go_one_message_each(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     events = [make_event(n) for n in range(3)]
-    enqueue(store, clock, events, ("hook",))
+    await enqueue(store, clock, events, ("hook",))
     sinks: dict[str, Sink] = {"hook": webhook("hook", hook, session)}
     report = await dispatcher(store, sinks, clock, budgets=per_minute(3, clock)).drain()
     assert (report.delivered, report.digests) == (3, 0)
@@ -474,7 +476,7 @@ async def test_more_rows_than_the_budget_allows_go_as_one_digest_of_all_of_them(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     events = [make_event(n) for n in range(7)]
-    enqueue(store, clock, events, ("hook",))
+    await enqueue(store, clock, events, ("hook",))
     observed: list[tuple[str, str]] = []
     d = dispatcher(
         store,
@@ -490,7 +492,8 @@ async def test_more_rows_than_the_budget_allows_go_as_one_digest_of_all_of_them(
     assert got.json["kind"] == "digest" and got.json["count"] == 7
     assert got.headers["X-Notification-Id"] == digest.notification_id
     assert listed(hook) == [e.event_id for e in events]  # in event order
-    assert all(store.outcome(e.event_id, "hook") == ("delivered", 1, "") for e in events)
+    outcomes = [await store.outcome(e.event_id, "hook") for e in events]
+    assert outcomes == [("delivered", 1, "")] * len(events)
     assert observed == [("hook", "delivered")] * 7
 
 
@@ -499,14 +502,14 @@ async def test_a_spent_budget_defers_the_rows_to_the_next_free_slot(
 ) -> None:
     sinks: dict[str, Sink] = {"hook": webhook("hook", hook, session)}
     d = dispatcher(store, sinks, clock, budgets=per_minute(2, clock))
-    enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
+    await enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
     await d.drain()
     clock.advance(10)
-    enqueue(store, clock, [make_event(2)], ("hook",))
+    await enqueue(store, clock, [make_event(2)], ("hook",))
     report = await d.drain()
     assert (report.delivered, report.deferred) == (0, 1)
-    assert store.next_due_at() == T0 + timedelta(seconds=60)  # persisted on the row
-    assert store.outcome(make_event(2).event_id, "hook") == ("pending", 0, "")
+    assert await store.next_due_at() == T0 + timedelta(seconds=60)  # persisted on the row
+    assert await store.outcome(make_event(2).event_id, "hook") == ("pending", 0, "")
     clock.advance(49)
     assert (await d.drain()).delivered == 0
     clock.advance(1)
@@ -518,10 +521,10 @@ async def test_a_new_dispatcher_over_the_same_store_does_not_send_early(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     sinks: dict[str, Sink] = {"hook": webhook("hook", hook, session)}
-    enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
+    await enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
     await dispatcher(store, sinks, clock, budgets=per_minute(2, clock)).drain()
     clock.advance(30)
-    enqueue(store, clock, [make_event(2)], ("hook",))  # a new event, due now, after a restart
+    await enqueue(store, clock, [make_event(2)], ("hook",))  # a new event, due now, after a restart
     restarted = dispatcher(store, sinks, clock, budgets=per_minute(2, clock))
     assert (await restarted.drain()).delivered == 0
     assert len(hook.received) == 2
@@ -533,15 +536,16 @@ async def test_a_digest_that_fails_retryably_reschedules_every_row(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     events = [make_event(n) for n in range(4)]
-    enqueue(store, clock, events, ("hook",))
+    await enqueue(store, clock, events, ("hook",))
     hook.script([503])
     d = dispatcher(
         store, {"hook": webhook("hook", hook, session)}, clock, budgets=per_minute(2, clock)
     )
     report = await d.drain()
     assert (report.delivered, report.retrying, report.digests) == (0, 4, 1)
-    assert all(store.outcome(e.event_id, "hook") == ("pending", 1, "HTTP 503") for e in events)
-    assert store.next_due_at() == T0 + timedelta(seconds=5)
+    outcomes = [await store.outcome(e.event_id, "hook") for e in events]
+    assert outcomes == [("pending", 1, "HTTP 503")] * len(events)
+    assert await store.next_due_at() == T0 + timedelta(seconds=5)
     clock.advance(5)
     report = await d.drain()  # 1 slot left, 4 rows due: the same rows as one digest again
     assert (report.delivered, report.digests) == (4, 1)
@@ -552,7 +556,7 @@ async def test_a_digest_that_fails_permanently_fails_every_row_with_the_reason(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     events = [make_event(n) for n in range(3)]
-    enqueue(store, clock, events, ("hook",))
+    await enqueue(store, clock, events, ("hook",))
     hook.script([Reply(413, body="payload too large")])
     d = dispatcher(
         store, {"hook": webhook("hook", hook, session)}, clock, budgets=per_minute(1, clock)
@@ -560,7 +564,7 @@ async def test_a_digest_that_fails_permanently_fails_every_row_with_the_reason(
     report = await d.drain()
     assert (report.failed, report.retrying) == (3, 0)
     for event in events:
-        assert store.outcome(event.event_id, "hook") == (
+        assert await store.outcome(event.event_id, "hook") == (
             "failed",
             1,
             "HTTP 413: payload too large",
@@ -570,15 +574,15 @@ async def test_a_digest_that_fails_permanently_fails_every_row_with_the_reason(
 async def test_a_vendor_retry_after_pauses_the_budget_and_holds_every_row_of_the_sink(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
+    await enqueue(store, clock, [make_event(0), make_event(1)], ("hook",))
     hook.script([Reply(429, headers={"Retry-After": "600"})])
     d = dispatcher(
         store, {"hook": webhook("hook", hook, session)}, clock, budgets=per_minute(10, clock)
     )
     await d.drain()
-    assert store.next_due_at() == T0 + timedelta(seconds=600)
+    assert await store.next_due_at() == T0 + timedelta(seconds=600)
     clock.advance(60)
-    enqueue(store, clock, [make_event(2)], ("hook",))  # new rows wait out the pause too
+    await enqueue(store, clock, [make_event(2)], ("hook",))  # new rows wait out the pause too
     report = await d.drain()
     assert (report.delivered, report.deferred) == (0, 1)
     assert len(hook.received) == 1
@@ -594,7 +598,7 @@ async def test_a_sink_out_of_budget_does_not_hold_up_another(
     session: aiohttp.ClientSession,
 ) -> None:
     events = [make_event(n) for n in range(3)]
-    enqueue(store, clock, events, ("chat", "hook"))
+    await enqueue(store, clock, events, ("chat", "hook"))
     budgets = {"hook": RateBudget([Window(1, 60.0)], clock=clock)}
     budgets["hook"].record()
     sinks: dict[str, Sink] = {
@@ -611,7 +615,7 @@ async def test_a_backlog_larger_than_the_digest_limit_goes_in_several_digests(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:
     events = [make_event(n) for n in range(7)]
-    enqueue(store, clock, events, ("hook",))
+    await enqueue(store, clock, events, ("hook",))
     policy = DeliveryPolicy(backoff=(5,), batch_size=2, digest_limit=3)
     d = dispatcher(
         store, {"hook": webhook("hook", hook, session)}, clock, policy, budgets=per_minute(2, clock)
@@ -630,9 +634,9 @@ async def test_a_backlog_held_back_by_a_budget_does_not_starve_the_sinks_behind_
     chat: Receiver,
     session: aiohttp.ClientSession,
 ) -> None:
-    enqueue(store, clock, [make_event(n) for n in range(6)], ("hook",))
+    await enqueue(store, clock, [make_event(n) for n in range(6)], ("hook",))
     later = [make_event(n) for n in range(6, 8)]
-    enqueue(store, clock, later, ("chat",))
+    await enqueue(store, clock, later, ("chat",))
     budgets = per_minute(1, clock)
     budgets["hook"].record()
     sinks: dict[str, Sink] = {

@@ -12,7 +12,7 @@ import yaml
 
 from monitor.config import ConfigError, parse_settings, reference_table, render_effective
 from monitor.models import Event, EventKind, Job, JobState, event_id_for
-from monitor.routing import QuietHours, Route, Router
+from monitor.routing import QuietHours, Route, Router, SilenceSource
 from monitor.silences import Silence
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)  # a Sunday; 18:00 in Shanghai
@@ -40,8 +40,8 @@ def event(
     )
 
 
-def sinks_of(router: Router, ev: Event, now: datetime = T0) -> list[str]:
-    return [sink for sink, _ in router.deliveries(ev, now)]
+async def sinks_of(router: Router, ev: Event, now: datetime = T0) -> list[str]:
+    return [sink for sink, _ in await router.deliveries(ev, now)]
 
 
 # --- matching --------------------------------------------------------------------------------
@@ -87,15 +87,15 @@ def test_a_route_matches_only_when_every_given_condition_holds(
     assert route.matches(ev) is expected
 
 
-def test_the_first_matching_route_wins_without_continue() -> None:
+async def test_the_first_matching_route_wins_without_continue() -> None:
     router = Router(
         [Route(("ding",), queue="etl"), Route(("slack",), queue="etl")],
         SINKS,
     )
-    assert sinks_of(router, event()) == ["ding"]
+    assert await sinks_of(router, event()) == ["ding"]
 
 
-def test_continue_collects_the_sinks_of_later_matching_routes_once_each() -> None:
+async def test_continue_collects_the_sinks_of_later_matching_routes_once_each() -> None:
     router = Router(
         [
             Route(("ding", "hook"), queue="etl", continue_=True),
@@ -105,12 +105,12 @@ def test_continue_collects_the_sinks_of_later_matching_routes_once_each() -> Non
         ],
         SINKS,
     )
-    assert sinks_of(router, event()) == ["ding", "hook", "slack"]
+    assert await sinks_of(router, event()) == ["ding", "hook", "slack"]
     decision = router.decide(event(), T0)
     assert decision.routes == (0, 2)
 
 
-def test_a_recovery_goes_to_the_routes_that_got_the_failure() -> None:
+async def test_a_recovery_goes_to_the_routes_that_got_the_failure() -> None:
     router = Router(
         [
             Route(("ding",), to_states=frozenset({JobState.DEAD})),
@@ -123,27 +123,27 @@ def test_a_recovery_goes_to_the_routes_that_got_the_failure() -> None:
         kind=EventKind.RECOVERED, from_state=JobState.RUNNING, to_state=JobState.SUCCESS
     )
     success = event(kind=EventKind.TRANSITION, to_state=JobState.SUCCESS)
-    assert sinks_of(router, recovered) == ["ding"]
-    assert sinks_of(router, success) == ["slack"]
+    assert await sinks_of(router, recovered) == ["ding"]
+    assert await sinks_of(router, success) == ["slack"]
 
 
-def test_an_event_no_route_matches_goes_to_every_sink_by_default() -> None:
+async def test_an_event_no_route_matches_goes_to_every_sink_by_default() -> None:
     router = Router([Route(("ding",), queue="adhoc")], SINKS)
-    assert sinks_of(router, event()) == list(SINKS)
+    assert await sinks_of(router, event()) == list(SINKS)
     assert router.decide(event(), T0).routes == ()
 
 
-def test_default_sinks_replace_every_sink_for_unmatched_events() -> None:
+async def test_default_sinks_replace_every_sink_for_unmatched_events() -> None:
     router = Router([Route(("ding",), queue="adhoc")], SINKS, default_sinks=["hook"])
-    assert sinks_of(router, event()) == ["hook"]
+    assert await sinks_of(router, event()) == ["hook"]
 
 
-def test_a_route_with_no_sinks_matches_and_notifies_nobody() -> None:
+async def test_a_route_with_no_sinks_matches_and_notifies_nobody() -> None:
     router = Router([Route((), to_states=frozenset({JobState.SUCCESS}))], SINKS)
     done = event(to_state=JobState.SUCCESS)
     decision = router.decide(done, T0)
     assert decision.plan == () and decision.unrouted
-    assert sinks_of(router, event()) == list(SINKS)
+    assert await sinks_of(router, event()) == list(SINKS)
 
 
 def test_a_router_refuses_a_route_to_a_sink_that_is_not_configured() -> None:
@@ -153,10 +153,10 @@ def test_a_router_refuses_a_route_to_a_sink_that_is_not_configured() -> None:
         Router([], SINKS, default_sinks=["ghost"])
 
 
-def test_outside_quiet_hours_delivery_starts_now() -> None:
+async def test_outside_quiet_hours_delivery_starts_now() -> None:
     quiet = QuietHours(time(22, 0), time(7, 0), SHANGHAI)
     router = Router([Route(("ding",), quiet_hours=quiet)], SINKS)
-    assert router.deliveries(event(), T0) == (("ding", T0),)  # 18:00 local
+    assert await router.deliveries(event(), T0) == (("ding", T0),)  # 18:00 local
 
 
 # --- quiet hours -------------------------------------------------------------------------------
@@ -184,11 +184,11 @@ def test_overnight_quiet_hours_hold_until_the_morning_in_their_own_time_zone(
     assert quiet.release_at(now) == release
 
 
-def test_a_delayed_delivery_is_held_to_the_end_of_the_quiet_period_not_dropped() -> None:
+async def test_a_delayed_delivery_is_held_to_the_end_of_the_quiet_period_not_dropped() -> None:
     quiet = QuietHours(time(22, 0), time(7, 0), SHANGHAI)
     router = Router([Route(("ding",), queue="etl", quiet_hours=quiet)], SINKS)
     now = local(23, 15)
-    assert router.deliveries(event(), now) == (("ding", local(7, 0, day=30)),)
+    assert await router.deliveries(event(), now) == (("ding", local(7, 0, day=30)),)
 
 
 def test_quiet_days_are_the_days_a_quiet_period_starts_on() -> None:
@@ -214,7 +214,7 @@ def test_quiet_hours_across_a_daylight_saving_change_end_at_local_wall_time() ->
     assert quiet.release_at(now) == datetime(2026, 3, 29, 6, 0, tzinfo=UTC)
 
 
-def test_a_sink_reached_by_a_quiet_and_a_loud_route_goes_now() -> None:
+async def test_a_sink_reached_by_a_quiet_and_a_loud_route_goes_now() -> None:
     quiet = QuietHours(time(22, 0), time(7, 0), SHANGHAI)
     router = Router(
         [
@@ -224,7 +224,7 @@ def test_a_sink_reached_by_a_quiet_and_a_loud_route_goes_now() -> None:
         SINKS,
     )
     now = local(23, 0)
-    assert dict(router.deliveries(event(), now)) == {"ding": local(7, 0, day=30), "hook": now}
+    assert dict(await router.deliveries(event(), now)) == {"ding": local(7, 0, day=30), "hook": now}
 
 
 # --- silences ------------------------------------------------------------------------------
@@ -236,6 +236,15 @@ def silence(job_name: str = "nightly_.*", *, queue: str | None = None, sid: int 
     )
 
 
+def active(*silences: Silence) -> SilenceSource:
+    """A silence source holding these silences, answering with those active at the moment."""
+
+    async def read(now: datetime) -> list[Silence]:
+        return [s for s in silences if s.is_active(now)]
+
+    return read
+
+
 def test_an_active_silence_mutes_the_event_for_every_route() -> None:
     router = Router([Route(("ding",), continue_=True), Route(("slack",))], SINKS)
     decision = router.decide(event(), T0, [silence()])
@@ -244,20 +253,20 @@ def test_an_active_silence_mutes_the_event_for_every_route() -> None:
     assert not decision.unrouted
 
 
-def test_a_silence_reads_from_its_source_and_stops_muting_when_it_ends() -> None:
-    router = Router([], SINKS, silences=lambda now: [s for s in [silence()] if s.is_active(now)])
-    assert router.deliveries(event(), T0 + timedelta(minutes=119)) == ()
+async def test_a_silence_reads_from_its_source_and_stops_muting_when_it_ends() -> None:
+    router = Router([], SINKS, silences=active(silence()))
+    assert await router.deliveries(event(), T0 + timedelta(minutes=119)) == ()
     later = T0 + timedelta(hours=2)
-    assert sinks_of(router, event(), later) == list(SINKS)
+    assert await sinks_of(router, event(), later) == list(SINKS)
 
 
-def test_a_routing_pass_records_what_it_silenced_and_what_no_sink_took() -> None:
+async def test_a_routing_pass_records_what_it_silenced_and_what_no_sink_took() -> None:
     router = Router(
         [Route((), to_states=frozenset({JobState.SUCCESS}))],
         SINKS,
-        silences=lambda now: [silence("nightly_.*", queue="etl")],
+        silences=active(silence("nightly_.*", queue="etl")),
     )
-    routing = router.for_commit(T0)
+    routing = await router.for_commit(T0)
     muted, quiet_success, loud = (
         event("nightly_etl"),
         event("report", to_state=JobState.SUCCESS),
@@ -294,19 +303,21 @@ default_sinks: [hook]
 """
 
 
-def test_routes_from_yaml_build_a_router_that_applies_them() -> None:
+async def test_routes_from_yaml_build_a_router_that_applies_them() -> None:
     settings = parse_settings(config(**yaml.safe_load(ROUTES_YAML)), {})
     router = Router.from_settings(
         settings.routes, [s.name for s in settings.sinks], default_sinks=settings.default_sinks
     )
-    assert sinks_of(router, event("nightly_etl", "etl_prod")) == ["ding"]
-    assert sinks_of(router, event("adhoc_q", kind=EventKind.VANISHED, to_state=None)) == ["slack"]
-    assert sinks_of(router, event("report", to_state=JobState.SUCCESS)) == ["hook"]
+    assert await sinks_of(router, event("nightly_etl", "etl_prod")) == ["ding"]
+    assert await sinks_of(router, event("adhoc_q", kind=EventKind.VANISHED, to_state=None)) == [
+        "slack"
+    ]
+    assert await sinks_of(router, event("report", to_state=JobState.SUCCESS)) == ["hook"]
     monday_night = local(23, 0, day=30)  # 2026-11-30 is a Monday
     tuesday_morning = datetime(2026, 12, 1, 7, 0, tzinfo=SHANGHAI)
-    assert router.deliveries(event("nightly_x"), monday_night) == (("ding", tuesday_morning),)
+    assert await router.deliveries(event("nightly_x"), monday_night) == (("ding", tuesday_morning),)
     sunday_night = local(23, 0, day=29)
-    assert router.deliveries(event("nightly_x"), sunday_night) == (("ding", sunday_night),)
+    assert await router.deliveries(event("nightly_x"), sunday_night) == (("ding", sunday_night),)
 
 
 def test_routes_survive_the_check_config_round_trip_including_continue() -> None:
@@ -356,11 +367,11 @@ def test_a_route_to_an_unknown_sink_is_reported_even_when_the_config_is_otherwis
     assert caught.value.problems == ["routes[0].sinks[0]: no sink named 'ghost' in sinks"]
 
 
-def test_without_routes_the_settings_default_to_every_sink() -> None:
+async def test_without_routes_the_settings_default_to_every_sink() -> None:
     settings = parse_settings(config(), {})
     assert settings.routes == [] and settings.default_sinks is None
     router = Router.from_settings(settings.routes, [s.name for s in settings.sinks])
-    assert sinks_of(router, event()) == list(SINKS)
+    assert await sinks_of(router, event()) == list(SINKS)
 
 
 def test_quiet_hours_that_never_end_are_refused() -> None:

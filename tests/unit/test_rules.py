@@ -26,7 +26,7 @@ from monitor.rules import EMPTY_MEMORY, HISTORY_RUNS, RuleOutcome, evaluate, ove
 from monitor.sinks.alertmanager import AlertRules, alertname_for, render
 from monitor.sinks.console import render_line
 from monitor.sinks.content import MessageContext, Severity, build_message
-from monitor.store import Store
+from monitor.store import open_store
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 TARGET = "etl"
@@ -340,38 +340,40 @@ def test_successful_durations_are_recorded_and_only_the_last_fifty_kept() -> Non
 # -- persistence and config ----------------------------------------------------------------------
 
 
-def test_the_store_writes_the_rule_state_with_the_poll_and_reads_it_back(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "state.db")
+async def test_the_store_writes_the_rule_state_with_the_poll_and_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(tmp_path / "state.db")
     try:
         first = run([job()], at=timedelta(minutes=16), events=(ended("r1", JobState.DEAD),))
-        store.commit_poll(
+        await store.commit_poll(
             TARGET, upserts=[job()], removals=[], events=first.events, now=T0, history=first.update
         )
-        memory = store.load_rule_memory(TARGET)
+        memory = await store.load_rule_memory(TARGET)
         assert memory == remember(EMPTY_MEMORY, first.update)
-        assert store.load_rule_memory("other") == EMPTY_MEMORY
+        assert await store.load_rule_memory("other") == EMPTY_MEMORY
         cleared = run([], at=timedelta(minutes=17), memory=memory)
-        store.commit_poll(
+        await store.commit_poll(
             TARGET, upserts=[], removals=["j1"], events=(), now=T0, history=cleared.update
         )
-        assert store.load_rule_memory(TARGET).marks == {}
-        assert store.load_rule_memory(TARGET).names["nightly_etl"].failures == 1
+        assert (await store.load_rule_memory(TARGET)).marks == {}
+        assert (await store.load_rule_memory(TARGET)).names["nightly_etl"].failures == 1
     finally:
-        store.close()
+        await store.close()
 
 
-def test_a_failed_commit_writes_no_rule_state(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "state.db")
+async def test_a_failed_commit_writes_no_rule_state(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "state.db")
     try:
         outcome = run([job()], at=timedelta(minutes=16))
         foreign = dataclasses.replace(outcome.events[0], target="elsewhere")
         with pytest.raises(ValueError):
-            store.commit_poll(
+            await store.commit_poll(
                 TARGET, upserts=[], removals=[], events=(foreign,), now=T0, history=outcome.update
             )
-        assert store.load_rule_memory(TARGET) == EMPTY_MEMORY
+        assert await store.load_rule_memory(TARGET) == EMPTY_MEMORY
     finally:
-        store.close()
+        await store.close()
 
 
 def test_the_rules_config_reads_durations_and_rejects_a_bad_regex() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from aiohttp import web
 from monitor.health import Health
 from monitor.metrics import Metrics
 from monitor.models import Job, JobState
-from monitor.server import bound_port, make_app, start_server
+from monitor.server import StatusViews, bound_port, make_app, start_server
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 STALE_AFTER_S = 120.0
@@ -56,7 +56,7 @@ def metrics() -> Metrics:
 async def serving(
     metrics: Metrics,
     health: Health,
-    views: Callable[[], Mapping[str, object]] | None = None,
+    views: StatusViews | None = None,
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
     """The app on 127.0.0.1 port 0, with a client session and the base URL."""
     runner = await start_server(make_app(metrics, health, views=views), "127.0.0.1", 0)
@@ -217,7 +217,7 @@ async def test_readyz_is_503_until_the_first_successful_cycle_then_200(
 async def test_the_status_view_serves_what_views_returns(metrics: Metrics, health: Health) -> None:
     calls: list[int] = []
 
-    def views() -> Mapping[str, object]:
+    async def views() -> Mapping[str, object]:
         calls.append(1)
         return {"targets": {"etl": 3}, "outbox_pending": {"hook": 1}, "at": T0}
 

@@ -4,7 +4,7 @@ them, the probes never do, and nothing but GET is served."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,9 +25,11 @@ PASSWORD = "CANARY-SCRAPE-PASSWORD-0001"
 async def serving(credentials: Credentials | None) -> AsyncIterator[str]:
     """The monitor's HTTP app on a free loopback port; yields its base URL."""
     metrics = Metrics(version="9.9.9")
-    app = make_app(
-        metrics, Health(stale_after_s=60), views=lambda: {"ok": True}, credentials=credentials
-    )
+
+    async def views() -> Mapping[str, object]:
+        return {"ok": True}
+
+    app = make_app(metrics, Health(stale_after_s=60), views=views, credentials=credentials)
     runner = await start_server(app, "127.0.0.1", 0)
     try:
         yield f"http://127.0.0.1:{bound_port(runner)}"

@@ -1,8 +1,11 @@
-"""Silences: the model and its matching, their storage in the state file, and the CLI."""
+"""Silences: the model and its matching, and the CLI over the state file.
+
+Storing them is the store contract's (`tests/store/test_store_memory.py`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import yaml
 from monitor.cli import main
 from monitor.models import Event, EventKind, Job, JobState
 from monitor.silences import Silence, SilenceError, silencing
-from monitor.store import Store
+from monitor.store import open_store
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=2)
@@ -89,68 +92,6 @@ def test_the_lowest_id_of_several_matching_silences_is_the_one_reported() -> Non
     assert silencing([silence("weekly_.*")], event(), T0) is None
 
 
-# --- the store ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    s = Store.open(":memory:")
-    yield s
-    s.close()
-
-
-def test_stored_silences_come_back_with_ids_and_all_their_fields(store: Store) -> None:
-    first = store.add_silence(job_name="nightly_.*", starts_at=T0, ends_at=LATER, comment="maint")
-    second = store.add_silence(job_name=".*", queue="adhoc", starts_at=T0, ends_at=LATER)
-    assert (first.id, second.id) == (1, 2)
-    assert store.list_silences() == [first, second]
-    assert store.list_silences()[1].queue == "adhoc"
-    assert store.list_silences()[0].comment == "maint"
-
-
-def test_an_invalid_silence_is_not_stored(store: Store) -> None:
-    with pytest.raises(SilenceError):
-        store.add_silence(job_name="(bad", starts_at=T0, ends_at=LATER)
-    assert store.list_silences() == []
-
-
-def test_active_silences_leave_out_expired_and_future_ones(store: Store) -> None:
-    store.add_silence(job_name="a", starts_at=T0 - timedelta(hours=3), ends_at=T0)
-    current = store.add_silence(job_name="b", starts_at=T0, ends_at=LATER)
-    store.add_silence(job_name="c", starts_at=LATER, ends_at=LATER + timedelta(hours=1))
-    assert store.active_silences(T0) == [current]
-
-
-def test_expiring_a_silence_ends_it_at_once_and_only_once(store: Store) -> None:
-    s = store.add_silence(job_name="nightly_.*", starts_at=T0, ends_at=LATER)
-    now = T0 + timedelta(minutes=5)
-    assert store.expire_silence(s.id, now) is True
-    assert store.active_silences(now) == []
-    assert store.list_silences()[0].ends_at == now
-    assert store.expire_silence(s.id, now + timedelta(minutes=1)) is False
-    with pytest.raises(KeyError):
-        store.expire_silence(99, now)
-
-
-def test_expiring_a_scheduled_silence_keeps_it_valid(store: Store) -> None:
-    s = store.add_silence(job_name="x", starts_at=LATER, ends_at=LATER + timedelta(hours=1))
-    assert store.expire_silence(s.id, T0) is True
-    (stored,) = store.list_silences()
-    assert stored.starts_at == stored.ends_at == T0
-
-
-def test_silences_survive_reopening_the_state_file(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    first = Store.open(path)
-    added = first.add_silence(job_name="nightly_.*", starts_at=T0, ends_at=LATER)
-    first.close()
-    again = Store.open(path)
-    try:
-        assert again.active_silences(T0) == [added]
-    finally:
-        again.close()
-
-
 # --- the command line --------------------------------------------------------------------------
 
 
@@ -170,6 +111,14 @@ def cli(*args: str) -> int:
     return main(["--log-format", "json", *args])
 
 
+async def stored_silences(path: Path) -> list[Silence]:
+    store = await open_store(path)
+    try:
+        return await store.list_silences()
+    finally:
+        await store.close()
+
+
 def test_silence_add_list_and_expire_work_on_the_state_file_of_the_config(
     config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -179,11 +128,7 @@ def test_silence_add_list_and_expire_work_on_the_state_file_of_the_config(
     assert cli("silence", "add", "--config", conf, *args) == 0
     assert capsys.readouterr().out.startswith("silence 1 added, until ")
 
-    store = Store.open(tmp_path / "state.db")
-    try:
-        (stored,) = store.list_silences()
-    finally:
-        store.close()
+    (stored,) = asyncio.run(stored_silences(tmp_path / "state.db"))
     assert (stored.job_name, stored.queue, stored.comment) == ("nightly_.*", "etl*", "deploy")
     assert timedelta(hours=2) <= stored.ends_at - before < timedelta(hours=2, seconds=30)
 

@@ -7,7 +7,8 @@ one version or the next. To change the schema: edit `SCHEMA`, append a `Migratio
 a fixture of the previous version under `tests/data/` (see `make_state_fixtures.py` there).
 
 What lives elsewhere: the pragmas, the checks before anything is written (a newer or corrupt
-file is refused) and the `StoreError` wording, all in `monitor.store_file`.
+file is refused) and the `StoreError` wording, all in `monitor.store.sqlite.file`; what the
+tables mean, in `monitor.store.contract`.
 """
 
 from __future__ import annotations

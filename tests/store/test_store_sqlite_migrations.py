@@ -1,4 +1,4 @@
-"""Opening older, newer, broken and new state files: migrations, refusals and file modes.
+"""SQLite only: opening older, newer, broken and new state files: migrations, refusals, modes.
 
 A version-1 file (the committed fixture built by `tests/data/make_state_fixtures.py`) is
 migrated on open and every row reads back through the `Store` API. A file from a newer
@@ -13,16 +13,16 @@ import os
 import shutil
 import sqlite3
 import stat
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, closing
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor import store_migrations
 from monitor.models import JobState, NameHistory, PollMark, RuleMark
-from monitor.store import SCHEMA_VERSION, Store, StoreError
+from monitor.store import SCHEMA_VERSION, SqliteStore, StoreError
+from monitor.store.sqlite import migrations as store_migrations
 from tests.data import make_state_fixtures as v1
 
 LATER = v1.T0 + timedelta(hours=1)
@@ -46,13 +46,13 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@contextmanager
-def opened(path: Path) -> Iterator[Store]:
-    store = Store.open(path)
+@asynccontextmanager
+async def opened(path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore.open(path)
     try:
         yield store
     finally:
-        store.close()
+        await store.close()
 
 
 @pytest.fixture
@@ -80,54 +80,54 @@ def test_the_committed_fixture_holds_what_the_script_builds(v1_file: Path, tmp_p
         assert list(old.iterdump()) == list(new.iterdump())
 
 
-def test_opening_a_version_1_file_migrates_it_to_the_current_version(v1_file: Path) -> None:
-    with opened(v1_file):
+async def test_opening_a_version_1_file_migrates_it_to_the_current_version(v1_file: Path) -> None:
+    async with opened(v1_file):
         pass
     assert user_version(v1_file) == SCHEMA_VERSION
     assert "poll_marks" in {name for _, name, _ in schema_of(v1_file)}
 
 
-def test_a_migrated_file_has_exactly_the_schema_of_a_fresh_one(
+async def test_a_migrated_file_has_exactly_the_schema_of_a_fresh_one(
     v1_file: Path, tmp_path: Path
 ) -> None:
     fresh = tmp_path / "fresh.db"
-    with opened(v1_file), opened(fresh):
+    async with opened(v1_file), opened(fresh):
         pass
     assert schema_of(v1_file) == schema_of(fresh)
 
 
-def test_every_snapshot_row_of_a_version_1_file_reads_back_after_migration(
+async def test_every_snapshot_row_of_a_version_1_file_reads_back_after_migration(
     v1_file: Path,
 ) -> None:
-    with opened(v1_file) as store:
-        state = store.load_target("etl")
-        assert store.targets() == ["etl"]
+    async with opened(v1_file) as store:
+        state = await store.load_target("etl")
+        assert await store.targets() == ["etl"]
     assert state is not None
     assert state.baseline_at == v1.T0
     assert state.jobs == {job.id: job for job in v1.JOBS}
 
 
-def test_the_poll_mark_of_a_migrated_target_is_the_newest_stored_create_time(
+async def test_the_poll_mark_of_a_migrated_target_is_the_newest_stored_create_time(
     v1_file: Path,
 ) -> None:
     newest = max(job.create_time for job in v1.JOBS if job.create_time is not None)
-    with opened(v1_file) as store:
-        assert store.poll_mark("etl") == PollMark(high_water=newest, baseline_floor=None)
-        assert store.poll_mark("other") is None
+    async with opened(v1_file) as store:
+        assert await store.poll_mark("etl") == PollMark(high_water=newest, baseline_floor=None)
+        assert await store.poll_mark("other") is None
 
 
-def test_every_outbox_row_of_a_version_1_file_reads_back_after_migration(
+async def test_every_outbox_row_of_a_version_1_file_reads_back_after_migration(
     v1_file: Path,
 ) -> None:
     hook_rows = [row for row in v1.OUTBOX if row.status == "pending"]
-    with opened(v1_file) as store:
-        due = store.due(LATER)
-        summary = store.outbox_summary()
+    async with opened(v1_file) as store:
+        due = await store.due(LATER)
+        summary = await store.outbox_summary()
         outcomes = {
-            (row.event, row.sink): store.outcome(v1.EVENTS[row.event].event_id, row.sink)
+            (row.event, row.sink): await store.outcome(v1.EVENTS[row.event].event_id, row.sink)
             for row in v1.OUTBOX
         }
-        sends = store.recent_sends("chat", v1.T0 - timedelta(hours=1))
+        sends = await store.recent_sends("chat", v1.T0 - timedelta(hours=1))
     assert [(d.event, d.sink, d.attempts) for d in due] == [
         (v1.EVENTS[row.event], row.sink, row.attempts) for row in hook_rows
     ]
@@ -138,12 +138,12 @@ def test_every_outbox_row_of_a_version_1_file_reads_back_after_migration(
     assert sends == [at for sink, at in v1.SENDS if sink == "chat"]
 
 
-def test_silences_and_rule_memory_of_a_version_1_file_read_back_after_migration(
+async def test_silences_and_rule_memory_of_a_version_1_file_read_back_after_migration(
     v1_file: Path,
 ) -> None:
-    with opened(v1_file) as store:
-        silences = store.list_silences()
-        memory = store.load_rule_memory("etl")
+    async with opened(v1_file) as store:
+        silences = await store.list_silences()
+        memory = await store.load_rule_memory("etl")
     name, queue, starts, ends, comment = v1.SILENCE
     assert [(s.job_name, s.queue, s.starts_at, s.ends_at, s.comment) for s in silences] == [
         (name, queue, starts, ends, comment)
@@ -157,24 +157,24 @@ def test_silences_and_rule_memory_of_a_version_1_file_read_back_after_migration(
     }
 
 
-def test_a_migrated_file_takes_new_polls_and_keeps_its_high_water(v1_file: Path) -> None:
+async def test_a_migrated_file_takes_new_polls_and_keeps_its_high_water(v1_file: Path) -> None:
     mark = PollMark(high_water=LATER, baseline_floor=None)
-    with opened(v1_file) as store:
-        store.commit_poll(
+    async with opened(v1_file) as store:
+        await store.commit_poll(
             "etl", upserts=(), removals=("job-starting",), events=(), now=LATER, mark=mark
         )
-    with opened(v1_file) as store:
-        assert store.poll_mark("etl") == mark
-        state = store.load_target("etl")
+    async with opened(v1_file) as store:
+        assert await store.poll_mark("etl") == mark
+        state = await store.load_target("etl")
     assert state is not None and set(state.jobs) == {"job-running", "job-dead"}
     assert state.jobs["job-dead"].state is JobState.DEAD
 
 
-def test_migrating_a_second_time_changes_nothing(v1_file: Path) -> None:
-    with opened(v1_file):
+async def test_migrating_a_second_time_changes_nothing(v1_file: Path) -> None:
+    async with opened(v1_file):
         pass
     before = digest(v1_file)
-    with opened(v1_file):
+    async with opened(v1_file):
         pass
     assert digest(v1_file) == before
     with closing(sqlite3.connect(v1_file, isolation_level=None)) as db:
@@ -188,7 +188,7 @@ def test_a_failing_migration_step_is_rolled_back_whole(
     broken = store_migrations.Migration(2, "broken", ("CREATE TABLE poll_marks (x)", "NOT SQL"))
     monkeypatch.setitem(store_migrations._STEP_FROM, 1, broken)
     with pytest.raises(StoreError, match="migrating schema version 1 to 2 failed"):
-        Store.open(v1_file)
+        SqliteStore.open(v1_file)
     assert user_version(v1_file) == 1
     assert "poll_marks" not in {name for _, name, _ in schema_of(v1_file)}
 
@@ -202,33 +202,31 @@ def test_the_migration_steps_are_one_version_apart_up_to_the_schema_version() ->
 # -- new files ----------------------------------------------------------------------------------
 
 
-def test_a_fresh_file_gets_the_current_version(tmp_path: Path) -> None:
+async def test_a_fresh_file_gets_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    with opened(path) as store:
-        assert store.poll_mark("etl") is None
+    async with opened(path) as store:
+        assert await store.poll_mark("etl") is None
     assert user_version(path) == SCHEMA_VERSION
 
 
-def test_an_empty_existing_file_gets_the_current_schema(tmp_path: Path) -> None:
+async def test_an_empty_existing_file_gets_the_current_schema(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     path.touch()
-    with opened(path):
+    async with opened(path):
         pass
     assert user_version(path) == SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o000])
-def test_a_new_state_file_and_its_new_directories_are_private_to_the_user(
+async def test_a_new_state_file_and_its_new_directories_are_private_to_the_user(
     tmp_path: Path, umask: int
 ) -> None:
     path = tmp_path / "var" / "lib" / "state.db"
     previous = os.umask(umask)
     try:
-        with opened(path) as store:
-            store.commit_poll("etl", upserts=v1.JOBS, removals=(), events=(), now=v1.T0)
-            wal = Path(f"{path}-wal")
-            assert wal.exists()
-            assert mode(wal) == 0o600
+        async with opened(path) as store:
+            await store.commit_poll("etl", upserts=v1.JOBS, removals=(), events=(), now=v1.T0)
+            assert mode(Path(f"{path}-wal")) == 0o600  # exists, and is private
             assert mode(Path(f"{path}-shm")) == 0o600
     finally:
         os.umask(previous)
@@ -237,9 +235,9 @@ def test_a_new_state_file_and_its_new_directories_are_private_to_the_user(
     assert mode(path.parent.parent) == 0o700
 
 
-def test_an_existing_files_mode_is_left_alone(v1_file: Path) -> None:
-    v1_file.chmod(0o640)
-    with opened(v1_file):
+async def test_an_existing_files_mode_is_left_alone(v1_file: Path) -> None:
+    os.chmod(v1_file, 0o640)
+    async with opened(v1_file):
         pass
     assert mode(v1_file) == 0o640
 
@@ -257,7 +255,7 @@ def test_a_file_from_a_newer_release_is_refused_naming_both_versions_and_left_un
     with pytest.raises(
         StoreError, match=rf"schema version 99.*only knows version {SCHEMA_VERSION}"
     ):
-        Store.open(v1_file)
+        SqliteStore.open(v1_file)
     assert digest(v1_file) == before
     assert user_version(v1_file) == 99
 
@@ -278,5 +276,5 @@ def test_a_broken_or_foreign_file_is_refused_and_left_unchanged(
     path.write_bytes(content(v1.V1_PATH.read_bytes()))
     before = digest(path)
     with pytest.raises(StoreError, match=r"state\.db is (not a usable SQLite database|corrupt)"):
-        Store.open(path)
+        SqliteStore.open(path)
     assert digest(path) == before

@@ -1,0 +1,56 @@
+"""The store backends every contract test in this folder runs against.
+
+`store` is a fresh, empty store of each backend in `BACKENDS`; `reopen` opens a second store
+over the same state (a restart). The tests here use only the `Store` contract, so that adding
+a backend is one entry in `BACKENDS` and one branch in `store_location`. SQLite-only behaviour
+(the file, its modes, WAL, migrations) is tested in `test_store_sqlite*.py` without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.store import Store, open_store
+from tests.store.support import Reopen
+
+BACKENDS = ("sqlite",)
+"""Every backend behind the store contract."""
+
+
+@pytest.fixture(params=BACKENDS)
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh, empty store of one backend lives: what `open_store` takes."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    raise AssertionError(f"no location for store backend {request.param!r}")
+
+
+@pytest.fixture
+async def store(store_location: str) -> AsyncIterator[Store]:
+    """A fresh store of each backend, closed after the test."""
+    opened = await open_store(store_location)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def reopen(store_location: str) -> AsyncIterator[Reopen]:
+    """Opens another store over the same state (as a restarted process would); each one
+    opened is closed after the test."""
+    opened: list[Store] = []
+
+    async def again() -> Store:
+        store = await open_store(store_location)
+        opened.append(store)
+        return store
+
+    try:
+        yield again
+    finally:
+        for store in opened:
+            await store.close()
