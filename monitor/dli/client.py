@@ -1,8 +1,8 @@
 """The DLI batch API client: three read calls over one request function that owns all retries.
 
 `DliClient._request` is the single place where a DLI call is authenticated, budgeted,
-timed out, retried (5xx, 408, timeouts, connection errors with backoff; 429 after
-`Retry-After`; one retry after a 401 when the authenticator got a fresh token) and turned
+timed out, retried (5xx, 408, timeouts, connection errors, 2xx bodies that are not a JSON
+object, with backoff; 429 after `Retry-After`; one retry after a 401 when the authenticator got a fresh token) and turned
 into a `DliError`. The URL sent is built from the same canonical query string that is
 signed. Rows are returned raw; turning them into `Job`s is `dli.parse`, deciding what a
 listing means is the poller's job.
@@ -93,9 +93,12 @@ class _Answer:
 
     @property
     def retryable(self) -> bool:
+        """Worth another try: transport failures but TLS, 408, 429, 5xx, and a 2xx whose body
+        did not parse (truncated or replaced by a proxy's page; a real change of format fails
+        every try and costs only the retries)."""
         if self.status is None:  # a certificate problem does not go away in seconds
             return self.code != "tls"
-        return self.status in (408, 429) or self.status >= 500
+        return self.ok or self.status in (408, 429) or self.status >= 500
 
 
 class DliClient:
@@ -180,8 +183,12 @@ class DliClient:
             answer = await self._attempt(url)
             self._observe(operation, answer.code)
             if answer.ok:
-                return _decode(operation, answer)
-            error = _error_for(operation, answer)
+                try:
+                    return _decode(operation, answer)
+                except DliBadResponse as bad:  # a body cut short by a proxy: try again
+                    error: DliError = bad
+            else:
+                error = _error_for(operation, answer)
             if answer.status == 401 and not reauthenticated:
                 reauthenticated = True
                 if await self._auth.on_unauthorized():

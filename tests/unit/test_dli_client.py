@@ -278,18 +278,31 @@ async def test_sessions_that_is_not_a_list_is_a_bad_response(
         await harness.client().list_batches(offset=0, size=10)
 
 
-async def test_a_non_json_200_is_a_bad_response_and_not_retried(harness: Harness) -> None:
-    harness.fake.script.append(reply(text="<html>gateway</html>", headers={"X-Request-Id": "r-1"}))
+async def test_a_non_json_200_is_retried_like_a_5xx(harness: Harness) -> None:
+    harness.fake.script.append(reply(text='{"from": 0, "sessions": [{"id": "'))
+    harness.fake.script.append(reply(body={"from": 0, "total": 0, "sessions": []}))
+    page = await harness.client().list_batches(offset=0, size=10)
+    assert page.rows == ()
+    assert len(harness.fake.requests) == 2
+    assert harness.sleeps == [1.0]
+
+
+async def test_a_non_json_200_on_every_try_is_a_bad_response(harness: Harness) -> None:
+    for _ in range(4):
+        harness.fake.script.append(
+            reply(text="<html>gateway</html>", headers={"X-Request-Id": "r-1"})
+        )
     with pytest.raises(DliBadResponse) as info:
         await harness.client().list_batches(offset=0, size=10)
     assert info.value.status == 200
     assert info.value.request_id == "r-1"
-    assert len(harness.fake.requests) == 1
-    assert harness.sleeps == []
+    assert len(harness.fake.requests) == 4
+    assert harness.sleeps == [1.0, 2.0, 4.0]
 
 
 async def test_a_json_array_200_is_a_bad_response(harness: Harness) -> None:
-    harness.fake.script.append(reply(body=[1, 2]))
+    for _ in range(4):
+        harness.fake.script.append(reply(body=[1, 2]))
     with pytest.raises(DliBadResponse, match="not an object"):
         await harness.client().list_batches(offset=0, size=10)
 
