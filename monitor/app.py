@@ -35,6 +35,7 @@ from monitor.poll.cycle import Cycle, CycleOptions
 from monitor.poll.incremental import IncrementalPoller
 from monitor.poll.listing import ALL_QUEUES
 from monitor.poll.plan import Planner
+from monitor.poll.reasons import LASTING_FAILURES
 from monitor.poll.reconcile import Reconciler
 from monitor.poll.units import IncrementalOptions
 from monitor.redact import redact_url
@@ -45,6 +46,7 @@ from monitor.scheduler import (
     add_periodic,
     build_scheduler,
     drain,
+    run_soon,
     set_interval,
 )
 from monitor.server import Credentials, bound_port, make_app, start_server
@@ -185,7 +187,20 @@ class Monitor:
         """One cycle; what the scheduler runs (it then follows the effective interval)."""
         report = await self.cycle.run_once()
         self._follow_budget()
+        self._hurry_after(report)
         return report
+
+    def _hurry_after(self, report: CycleReport) -> None:
+        """After a failure that may pass, run the next cycle soon rather than an interval later."""
+        configured = self.settings.poll
+        if report.ok or configured.failure_retry <= 0 or self.scheduler is None:
+            return
+        if self.interval_s > configured.interval or report.failure_reasons & LASTING_FAILURES:
+            return  # the budget is binding, or trying sooner cannot help
+        delay = min(max(1.0, configured.failure_retry), self.interval_s)
+        if delay < self.interval_s:
+            run_soon(self.scheduler, CYCLE_JOB, delay)
+            log.debug("next cycle brought forward after a failed poll", delay_s=delay)
 
     def _follow_budget(self) -> None:
         """Move the cycle's schedule to the interval the request budget allows, and say so."""

@@ -258,6 +258,8 @@ class QueueResult:
     events: int = 0
     baseline: bool = False
     error: str = ""
+    reason: str = ""
+    """Why a failed poll failed (the `reason` label of `dli_monitor_poll_errors_total`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,11 @@ class CycleReport:
     def ok(self) -> bool:
         """True when every target polled successfully."""
         return all(r.ok for r in self.results)
+
+    @property
+    def failure_reasons(self) -> frozenset[str]:
+        """The reasons of the targets that failed this cycle (empty when all polled)."""
+        return frozenset(r.reason for r in self.results if not r.ok)
 
     @property
     def events(self) -> int:

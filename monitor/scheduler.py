@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -99,6 +99,11 @@ def add_periodic(
         misfire_grace_time=max(1, int(interval_s)),
         next_run_time=datetime.now(UTC) if start_now else undefined,
     )
+
+
+def run_soon(scheduler: AsyncIOScheduler, job_id: str, delay_s: float) -> None:
+    """Bring the job's next run forward to `delay_s` from now (later runs follow from it)."""
+    scheduler.modify_job(job_id, next_run_time=datetime.now(UTC) + timedelta(seconds=delay_s))
 
 
 def set_interval(scheduler: AsyncIOScheduler, job_id: str, interval_s: float) -> None:

@@ -126,6 +126,15 @@ class PollSettings(_Model):
     """When and how the queues are polled."""
 
     interval: Duration = Field(default=30.0, ge=1, description="Time between poll cycles (>= 1s).")
+    failure_retry: Duration = Field(
+        default=5.0,
+        ge=0,
+        description="After a cycle in which a target failed in a way that may pass (5xx, timeout,"
+        " connection, bad body, shifting listing), the next cycle starts this soon instead of a"
+        " whole interval later (never sooner than 1 s, never later than the interval; not after"
+        " a 429, an auth or TLS failure, or while the request budget stretches the interval);"
+        " 0 = off.",
+    )
     baseline: Literal["silent", "notify"] = Field(
         default="silent",
         description="First poll of a target: record jobs silently, or also report failed ones.",

@@ -1,10 +1,10 @@
 """The DLI batch API client: three read calls over one request function that owns all retries.
 
-`DliClient._request` is the single place where a DLI call is authenticated, budgeted,
-timed out, retried (5xx, 408, timeouts, connection errors, 2xx bodies that are not a JSON
-object, with backoff; 429 after `Retry-After`; one retry after a 401 when the authenticator got a fresh token) and turned
-into a `DliError`. The URL sent is built from the same canonical query string that is
-signed. Rows are returned raw; turning them into `Job`s is `dli.parse`, deciding what a
+`DliClient._request` is the single place where a DLI call is authenticated, budgeted, timed out,
+retried (5xx, 408, timeouts, connection errors, 2xx bodies that are not a JSON object, with
+backoff; 429 after `Retry-After`; one retry after a 401 when the authenticator got a fresh
+token) and turned into a `DliError`. The URL sent is built from the same canonical query string
+that is signed. Rows are returned raw; turning them into `Job`s is `dli.parse`, deciding what a
 listing means is the poller's job.
 """
 

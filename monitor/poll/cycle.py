@@ -255,4 +255,4 @@ class Cycle:
             )
         else:
             log.debug("poll still failing", target=target, reason=label, error=error)
-        return QueueResult(target=target, ok=False, error=error)
+        return QueueResult(target=target, ok=False, error=error, reason=label)

@@ -15,6 +15,9 @@ from monitor.dli.errors import (
 from monitor.poll.listing import ListingIncomplete
 from monitor.store import StoreWriteError
 
+LASTING_FAILURES = frozenset({"auth", "rate_limited", "tls", "client_error", "state_write"})
+"""Reasons a poll failed that trying again within seconds cannot mend (or would make worse)."""
+
 
 def error_code(exc: DliError) -> str:
     """The API's error code, or what stands for it when the failure had none."""

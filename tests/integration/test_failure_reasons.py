@@ -13,15 +13,19 @@ import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from monitor.app import Monitor
 from monitor.dli.errors import DliTransportError
 from monitor.models import Event, EventKind, Job, JobState, Notification, utc_now
 from monitor.poll.reasons import reason
+from monitor.scheduler import CYCLE_JOB, TrackedJob, build_scheduler, run_soon
 from monitor.sinks import WebhookSink
 from monitor.sinks.base import SinkError
 from tests.conftest import Harness, require_tool
@@ -206,3 +210,49 @@ async def test_two_failed_posts_cost_seconds_and_are_counted_by_reason(harness: 
     assert len(harness.receiver.received) == 3
     assert len(harness.receiver.answered_payloads()) == 1
     assert failures == 2.0
+
+
+def _next_cycle_in(monitor: Monitor) -> float:
+    """Seconds from now (wall clock, as APScheduler counts) to the cycle's next run."""
+    assert monitor.scheduler is not None
+    job = monitor.scheduler.get_job(CYCLE_JOB)
+    return (job.next_run_time - datetime.now(UTC)).total_seconds()
+
+
+@asynccontextmanager
+async def scheduled(monitor: Monitor) -> AsyncIterator[Monitor]:
+    """The monitor's real scheduler, started paused: jobs are planned, none runs."""
+    monitor.scheduler = build_scheduler(
+        cycle=TrackedJob("poll cycle", monitor.run_cycle),
+        interval_s=monitor.interval_s,
+        delivery=TrackedJob("outbox drain", monitor.deliver),
+        delivery_interval_s=1.0,
+    )
+    monitor.scheduler.start(paused=True)
+    try:
+        yield monitor
+    finally:
+        monitor.scheduler.shutdown(wait=False)
+
+
+@pytest.mark.parametrize(
+    ("status", "hurried"), [(503, True), (429, False), (None, False)], ids=["5xx", "429", "ok"]
+)
+async def test_a_failure_that_may_pass_brings_the_next_cycle_forward(
+    harness: Harness, status: int | None, hurried: bool
+) -> None:
+    async with harness.monitor() as monitor, scheduled(monitor):
+        await monitor.run_cycle()  # the baseline
+        run_soon(monitor.scheduler, CYCLE_JOB, monitor.interval_s)  # as after a scheduled run
+        if status == 503:
+            harness.world.faults.fail("list_batches", status=503, count=10)
+        elif status == 429:
+            harness.world.faults.rate_limit("list_batches", retry_after=1, count=10)
+        report = await monitor.run_cycle()
+        assert report.ok is (status is None)
+        wait = _next_cycle_in(monitor)
+        if hurried:
+            assert 3.0 < wait <= 5.0  # poll.failure_retry (5 s), not the 30 s interval
+            assert report.failure_reasons == {"server_error"}
+        else:
+            assert wait > 25.0  # the interval stands
