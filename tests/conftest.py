@@ -26,6 +26,7 @@ from monitor.models import CycleReport
 from monitor.simulator import World, make_app
 from tests.fakes.receiver import Receiver
 
+pytest_plugins = ["tests.pg_fixtures"]
 PROJECT = "0123456789abcdef0123456789abcdef"
 AK = "AKTEST00000000000001"
 SK = "CANARY-SK-integration-secret-0001"
