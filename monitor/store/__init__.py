@@ -3,8 +3,10 @@
 One contract per concern (`monitor.store.contract`: `SnapshotStore`, `RuleMemoryStore`,
 `Outbox`, `SendLog`, `SilenceStore`, and `Store`, all of them), the values and errors they
 share (`monitor.store.types`), and the backends behind them: `monitor.store.sqlite` (the
-default, one local file). The central promise is `Store.commit_poll`: a poll's snapshot rows,
-events, outbox rows, rule memory and poll mark are written in ONE transaction.
+default, one local file) and `monitor.store.postgres` (one database shared by a leader and its
+standbys, writes fenced by the leader lease). The central promise is `Store.commit_poll`: a
+poll's snapshot rows, events, outbox rows, rule memory and poll mark are written in ONE
+transaction.
 
 The store takes nothing from the layers above it: the types it persists are domain values
 (`monitor.models`, `monitor.models_silence`), their JSON shape is `monitor.codec`'s.
@@ -13,6 +15,7 @@ The store takes nothing from the layers above it: the types it persists are doma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.store.contract import (
     Outbox,
@@ -30,9 +33,13 @@ from monitor.store.types import (
     Delivery,
     Routing,
     StoreError,
+    StoreFencedOff,
     StoreWriteError,
     TargetState,
 )
+
+if TYPE_CHECKING:
+    from monitor.store.postgres import FenceProvider
 
 __all__ = [
     "DELIVERED",
@@ -49,18 +56,43 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreFencedOff",
     "StoreWriteError",
     "TargetState",
+    "is_postgres_url",
     "open_store",
 ]
 """`SCHEMA_VERSION` is the SQLite file's (`PRAGMA user_version`): an older file is migrated on
 open, a newer, corrupt or non-SQLite one is refused with `StoreError` and left untouched."""
 
 
-async def open_store(location: str | Path) -> Store:
-    """Open the store at `location`: a SQLite file path (or `:memory:`).
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""How a `postgresql://` location is told from a file path."""
+
+
+def is_postgres_url(location: str | Path) -> bool:
+    """True when `location` is a PostgreSQL URL rather than a SQLite file path."""
+    return isinstance(location, str) and location.lower().startswith(POSTGRES_SCHEMES)
+
+
+async def open_store(
+    location: str | Path,
+    *,
+    password: str | None = None,
+    fence: FenceProvider | None = None,
+) -> Store:
+    """Open the store at `location`: a `postgresql://user@host:port/db` URL, or a SQLite file
+    path (or `:memory:`).
 
     The one place that picks a backend from where the state lives; `StoreError` when it cannot
-    be used. Close it with `await store.close()`.
+    be used. `password` (kept out of the URL) and `fence` (a leader lease's fence provider,
+    see `monitor.store.postgres`) are for PostgreSQL only: a `ValueError` with a path. Close the
+    store with `await store.close()`.
     """
+    if is_postgres_url(location):
+        from monitor.store.postgres import PostgresStore
+
+        return await PostgresStore.open(str(location), password=password, fence=fence)
+    if password is not None or fence is not None:
+        raise ValueError("a password or a fence needs a postgresql:// URL, not a SQLite file")
     return SqliteStore.open(location)

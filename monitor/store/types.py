@@ -33,6 +33,15 @@ class StoreWriteError(StoreError):
     """A write failed (disk full, read-only, I/O error, lost connection) and was rolled back."""
 
 
+class StoreFencedOff(StoreWriteError):
+    """This process no longer holds the leader lease, so the write (or claim) was refused.
+
+    Raised by a fenced backend (PostgreSQL with a lease) when the fence check made inside the
+    write's own transaction fails, or when this process knows it is not the leader; nothing of
+    the write was done. A deposed leader stops polling and delivering when it sees this.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class TargetState:
     """What the store knows about one target: its last snapshot and when the baseline was set."""

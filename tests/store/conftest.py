@@ -4,6 +4,9 @@
 over the same state (a restart). The tests here use only the `Store` contract, so that adding
 a backend is one entry in `BACKENDS` and one branch in `store_location`. SQLite-only behaviour
 (the file, its modes, WAL, migrations) is tested in `test_store_sqlite*.py` without them.
+"postgres" runs on a fresh database of the session's throw-away server (`pg_dsn`, from
+`tests/pg_fixtures.py`); without the PostgreSQL binaries those cases skip (fail under
+REQUIRE_TOOLS=1).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import pytest
 from monitor.store import Store, open_store
 from tests.store.support import Reopen
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgres")
 """Every backend behind the store contract."""
 
 
@@ -25,6 +28,9 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where a fresh, empty store of one backend lives: what `open_store` takes."""
     if request.param == "sqlite":
         return str(tmp_path / "state.db")
+    if request.param == "postgres":
+        dsn: str = request.getfixturevalue("pg_dsn")
+        return dsn
     raise AssertionError(f"no location for store backend {request.param!r}")
 
 
