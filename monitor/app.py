@@ -1,11 +1,14 @@
 """The composition root: builds every part from `Settings` and runs the daemon's lifecycle.
 
-This is the only module that knows the concrete classes. `Monitor` owns the one aiohttp
-`ClientSession`, the store, the metrics server and the scheduler inside an `AsyncExitStack`;
+This is the only module that knows the concrete classes. `Monitor` owns the aiohttp sessions,
+the store, the sinks and dispatcher, the metrics server and the scheduler inside an
+`AsyncExitStack`, and one poll pipeline per DLI project (`monitor.pipeline`: each with its own
+client, budget and scheduler job), cut down to the targets this shard owns (`monitor.shard`);
 `run()` waits for SIGTERM/SIGINT (the handlers only set an event) and then shuts down in a
 fixed order: pause the scheduler, let the in-flight cycle finish within `shutdown_timeout`,
-deliver what can still be delivered, stop the scheduler, the HTTP server, the store, and
-close the session last.
+deliver what can still be delivered, stop the scheduler, the HTTP server, release the leader
+lease, close the store, and close the session last. With `state.url` every leader-only job
+(cycles, drains, alert refreshes) runs through `monitor.leadership`: a standby skips them.
 """
 
 from __future__ import annotations
@@ -24,38 +27,22 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import __version__
 from monitor.config import AlertmanagerSinkSettings, ServerAuthSettings, Settings
-from monitor.diff import Baseline
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
-from monitor.dli.budget import RequestBudget
-from monitor.dli.client import DliClient, RetryPolicy
 from monitor.health import Health
+from monitor.leadership import Leadership
 from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, utc_now
-from monitor.poll.cycle import Cycle, CycleOptions
-from monitor.poll.incremental import IncrementalPoller
+from monitor.pipeline import Pipeline, Shared, build_pipeline, owned_targets
+from monitor.poll.cycle import Cycle
 from monitor.poll.listing import ALL_QUEUES
-from monitor.poll.plan import Planner
-from monitor.poll.reasons import LASTING_FAILURES
-from monitor.poll.reconcile import Reconciler
-from monitor.poll.units import IncrementalOptions
-from monitor.redact import redact_url
 from monitor.routing import Router
-from monitor.scheduler import (
-    CYCLE_JOB,
-    TrackedJob,
-    add_periodic,
-    build_scheduler,
-    drain,
-    run_soon,
-    set_interval,
-)
+from monitor.scheduler import TrackedJob, add_periodic, build_scheduler, drain
 from monitor.server import Credentials, bound_port, make_app, start_server
-from monitor.sinks import (
-    AlertmanagerSink,
-)
+from monitor.shard import Shard
+from monitor.sinks import AlertmanagerSink
 from monitor.sinks.base import Sink
 from monitor.store import Store, open_store
-from monitor.wiring import SessionPool, build_auth, build_budgets, build_sinks
+from monitor.wiring import SessionPool, build_budgets, build_sinks
 
 log = structlog.get_logger(__name__)
 
@@ -69,43 +56,73 @@ questions and for `/api/status`), then pruned."""
 
 
 def targets_of(settings: Settings) -> tuple[str, ...]:
-    """The poll targets: each configured queue, or `*` for the whole project."""
-    if settings.queues == ALL_QUEUES:
-        return (ALL_QUEUES,)
-    return tuple(settings.queues)
+    """Every poll target as the store keys it (`etl`; `<project>/<queue>` for a listed project)."""
+    return tuple(p.key(target) for p in settings.projects for target in p.targets)
 
 
 class Monitor:
     """Every long-lived part of the daemon, built from settings and torn down in order."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = utc_now, shard: Shard | None = None
+    ) -> None:
+        """`shard` is this process's place among shards (default: one shard, owning all)."""
         self.settings = settings
         self.clock = clock
+        self.shard = shard or Shard(0, 1)
         self.metrics = Metrics(version=__version__, settings=settings.metrics, clock=clock)
+        self.metrics.projects.set_shard(self.shard.index, self.shard.total)
         self.health = Health(stale_after_s=_stale_after(settings), clock=clock)
-        self.metrics.poll.set_interval(settings.poll.interval)
+        self.leadership = Leadership.from_settings(
+            settings.state, self.metrics.registry, self.health
+        )
+        """The leader lease with `state.url` (a standby polls and delivers nothing)."""
         self._stack = AsyncExitStack()
         self.store: Store
-        self.cycle: Cycle
         self.dispatcher: Dispatcher
+        self.pipelines: list[Pipeline] = []
+        """One per project with targets this shard owns, in config order."""
         self.server_port: int | None = None
         self.sinks: dict[str, Sink] = {}
         self._last_prune: datetime | None = None
-        self.interval_s = settings.poll.interval
-        """The poll interval in force (longer than configured when the budget says so)."""
-        self.scheduler: AsyncIOScheduler | None = None
-        self._stretch_logged = False
+        self._scheduler: AsyncIOScheduler | None = None
+
+    @property
+    def cycle(self) -> Cycle:
+        """The first project's cycle (the only one with a single `dli:` mapping)."""
+        return self.pipelines[0].cycle
+
+    @property
+    def interval_s(self) -> float:
+        """The first project's poll interval in force."""
+        return self.pipelines[0].interval_s if self.pipelines else self.settings.poll.interval
+
+    @property
+    def scheduler(self) -> AsyncIOScheduler | None:
+        """The scheduler the projects' cycle jobs run on (None before `run` builds it)."""
+        return self._scheduler
+
+    @scheduler.setter
+    def scheduler(self, scheduler: AsyncIOScheduler | None) -> None:
+        self._scheduler = scheduler
+        for pipeline in self.pipelines:
+            pipeline.scheduler = scheduler
 
     async def __aenter__(self) -> Monitor:
         settings = self.settings
-        sessions = await self._stack.enter_async_context(
-            SessionPool(timeout_s=max(settings.dli.request_timeout, 1.0) * 3)
+        timeout = max(1.0, *(p.dli.request_timeout for p in settings.projects))
+        sessions = await self._stack.enter_async_context(SessionPool(timeout_s=timeout * 3))
+        leadership = self.leadership
+        self.store = await open_store(
+            _state_path(settings),
+            password=settings.state.password_value(),
+            fence=leadership.fence_provider,
+            idle_in_transaction_timeout=leadership.idle_limit_s,
         )
-        self.store = await open_store(_state_path(settings))
         self._stack.push_async_callback(self.store.close)
-        sinks = build_sinks(settings, sessions, self.clock)
+        sinks = build_sinks(settings, sessions, self.clock, instance=leadership.holder)
         self.sinks = sinks
-        self.metrics.declare(queues=_declared_queues(settings), sinks=sinks)
+        self.metrics.declare_sinks(sinks)
         self.dispatcher = Dispatcher(
             self.store,
             sinks,
@@ -119,53 +136,57 @@ class Monitor:
             observer=self.metrics.observe_notification,
             on_failure=self.metrics.delivery.observe_failure,
             budgets=build_budgets(settings, self.clock),
+            may_send=leadership.send_gate,
         )
-        self.cycle = self._build_cycle(_dli_client(settings, sessions, self.metrics, self.clock))
+        leadership.attach(self.dispatcher.forget)
+        router = Router.from_settings(
+            settings.routes,
+            list(sinks),
+            default_sinks=settings.default_sinks,
+            silences=self.store.active_silences,
+        )
+        shared = Shared(
+            settings,
+            sessions,
+            self.store,
+            self.dispatcher,
+            self.metrics,
+            self.health,
+            router,
+            self.clock,
+        )
+        self._build_pipelines(shared)
         self.metrics.set_outbox(await self.store.outbox_summary())
+        # The lease is released after the last cycle and delivery, before the store closes.
+        self._stack.push_async_callback(leadership.stop)
+        leadership.start()
         log.info(
             "monitor configured",
             version=__version__,
-            endpoint=redact_url(str(settings.dli.endpoint)),
-            targets=list(targets_of(settings)),
+            projects=[p.summary() for p in self.pipelines],
+            shard=str(self.shard),
             sinks=list(sinks),
             state=str(_state_path(settings)),
         )
         return self
 
-    def _build_cycle(self, client: DliClient) -> Cycle:
-        """The poll cycle over `client`, with its planner, router and options from settings."""
-        settings = self.settings
-        planner = Planner(
-            page_size=settings.dli.page_size,
-            interval_s=settings.poll.interval,
-            max_per_minute=settings.dli.max_requests_per_minute,
-        )
-        return Cycle(
-            incremental=_incremental(settings, client, planner),
-            planner=planner,
-            client=client,
-            store=self.store,
-            dispatcher=self.dispatcher,
-            metrics=self.metrics,
-            health=self.health,
-            router=Router.from_settings(
-                settings.routes,
-                list(self.sinks),
-                default_sinks=settings.default_sinks,
-                silences=self.store.active_silences,
-            ),
-            options=CycleOptions(
-                targets=targets_of(settings),
-                page_size=settings.dli.page_size,
-                listing_attempts=settings.poll.listing_attempts,
-                confirm_concurrency=settings.dli.max_concurrency,
-                baseline=Baseline(settings.poll.baseline),
-                delivery_budget_s=max(5.0, settings.poll.interval / 2),
-                keep_ended_s=max(settings.metrics.job_series_ttl, 2 * settings.poll.interval),
-            ),
-            clock=self.clock,
-            rules=settings.rules,
-        )
+    def _build_pipelines(self, shared: Shared) -> None:
+        """One pipeline per project with targets this shard owns; declare what they export."""
+        owned: list[str] = []
+        for project in self.settings.projects:
+            targets = owned_targets(project, self.shard)
+            owned += [project.key(target) for target in targets]
+            if not targets:
+                continue
+            queues = [target for target in targets if target != ALL_QUEUES]
+            self.metrics.declare(queues=queues, sinks=(), project=project.ref)
+            self.metrics.poll.set_interval(self.settings.poll.interval, project=project.ref)
+            self.health.declare(project.name, project.region)
+            self.pipelines.append(build_pipeline(project, targets, shared))
+        if not self.pipelines:
+            self.health.idle()
+        if self.shard.total > 1:
+            log.info("shard owns targets", shard=str(self.shard), targets=owned)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
@@ -176,7 +197,11 @@ class Monitor:
         if not server.enabled:
             return
         app = make_app(
-            self.metrics, self.health, views=self._views, credentials=_credentials(server.auth)
+            self.metrics,
+            self.leadership.probes,
+            views=self._views,
+            credentials=_credentials(server.auth),
+            role=self.leadership.role_view,
         )
         runner = await start_server(app, server.host, server.port)
         self._stack.push_async_callback(runner.cleanup)
@@ -184,43 +209,25 @@ class Monitor:
         log.info("http server listening", host=server.host, port=self.server_port)
 
     async def run_cycle(self) -> CycleReport:
-        """One cycle; what the scheduler runs (it then follows the effective interval)."""
-        report = await self.cycle.run_once()
-        self._follow_budget()
-        self._hurry_after(report)
+        """One cycle of every project at once, as one report (what `once` and tests run)."""
+        reports = await asyncio.gather(*(self._lead_cycle(p) for p in self.pipelines))
+        return CycleReport(
+            results=tuple(result for report in reports for result in report.results),
+            delivered=sum(report.delivered for report in reports),
+            failed=sum(report.failed for report in reports),
+            pending=max((report.pending for report in reports), default=0),
+            duration_s=max((report.duration_s for report in reports), default=0.0),
+        )
+
+    async def _lead_cycle(self, pipeline: Pipeline) -> CycleReport:
+        """The pipeline's cycle if this replica leads; on a standby, its targets unpolled."""
+        report = await self.leadership.run(
+            pipeline.job_id, pipeline.run_cycle, forget=pipeline.cycle.forget, cycle=True
+        )
+        if report is None:
+            keys = (pipeline.project.key(target) for target in pipeline.targets)
+            return CycleReport(self.leadership.standby_results(keys), 0, 0, 0, 0.0)
         return report
-
-    def _hurry_after(self, report: CycleReport) -> None:
-        """After a failure that may pass, run the next cycle soon rather than an interval later."""
-        configured = self.settings.poll
-        if report.ok or configured.failure_retry <= 0 or self.scheduler is None:
-            return
-        if self.interval_s > configured.interval or report.failure_reasons & LASTING_FAILURES:
-            return  # the budget is binding, or trying sooner cannot help
-        delay = min(max(1.0, configured.failure_retry), self.interval_s)
-        if delay < self.interval_s:
-            run_soon(self.scheduler, CYCLE_JOB, delay)
-            log.debug("next cycle brought forward after a failed poll", delay_s=delay)
-
-    def _follow_budget(self) -> None:
-        """Move the cycle's schedule to the interval the request budget allows, and say so."""
-        configured = self.settings.poll.interval
-        wanted = self.cycle.effective_interval_s or configured
-        if wanted == self.interval_s:
-            return
-        if wanted > configured and not self._stretch_logged:
-            self._stretch_logged = True
-            log.warning(
-                "poll interval stretched to fit the DLI request budget",
-                configured_s=configured,
-                effective_s=wanted,
-                max_requests_per_minute=self.settings.dli.max_requests_per_minute,
-            )
-        elif wanted == configured:
-            log.info("poll interval back to the configured one", interval_s=configured)
-        self.interval_s = wanted
-        if self.scheduler is not None:
-            set_interval(self.scheduler, CYCLE_JOB, wanted)
 
     async def deliver(self, timeout: float | None = None) -> DeliveryReport:
         """Drain the outbox once (the dispatcher serialises this with the cycle's own drain)."""
@@ -243,18 +250,23 @@ class Monitor:
     async def _views(self) -> Mapping[str, Any]:
         """What `/api/status` shows: health, pending deliveries and jobs held per target."""
         targets: dict[str, int | None] = {}
-        for target in targets_of(self.settings):
-            jobs = await self.cycle.snapshot(target)
-            targets[target] = len(jobs) if jobs is not None else None
+        for pipeline in self.pipelines:
+            for target in pipeline.targets:
+                jobs = await pipeline.cycle.snapshot(target)
+                targets[pipeline.project.key(target)] = len(jobs) if jobs is not None else None
         return {
             "version": __version__,
             "health": self.health.snapshot(),
             "outbox_pending": await self.store.pending_by_sink(),
             "targets": targets,
+            "shard": {"index": self.shard.index, "total": self.shard.total},
+            "leadership": self.leadership.role_view(),
         }
 
 
-async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+async def run(
+    settings: Settings, *, stop: asyncio.Event | None = None, shard: Shard | None = None
+) -> int:
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set); returns the exit code."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -264,18 +276,19 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
-        async with Monitor(settings) as monitor:
+        async with Monitor(settings, shard=shard) as monitor:
             await monitor.start_server()
-            cycle_job = TrackedJob("poll cycle", _logged(monitor.run_cycle))
-            delivery_job = TrackedJob("outbox drain", _logged(monitor.deliver))
+            drain_outbox = monitor.leadership.guard("outbox drain", monitor.deliver)
+            delivery_job = TrackedJob("outbox drain", _logged(drain_outbox))
             scheduler = build_scheduler(
-                cycle=cycle_job,
+                cycle=None,
                 interval_s=settings.poll.interval,
                 delivery=delivery_job,
                 delivery_interval_s=min(DELIVERY_INTERVAL_S, settings.poll.interval),
             )
             monitor.scheduler = scheduler
-            jobs = [cycle_job, delivery_job, *_alert_refreshers(monitor, scheduler)]
+            jobs = [*_cycle_jobs(monitor, scheduler), delivery_job]
+            jobs += _alert_refreshers(monitor, scheduler)
             scheduler.start()
             log.info("monitor started", interval_s=settings.poll.interval)
             await stop.wait()
@@ -284,13 +297,30 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             finished = await drain(scheduler, jobs, settings.shutdown_timeout)
             remaining = settings.shutdown_timeout - (loop.time() - started)
             if remaining > 0:
-                report = await monitor.deliver(timeout=remaining)
-                log.info("final delivery", delivered=report.delivered, failed=report.failed)
+                report = await monitor.leadership.run(
+                    "final delivery", lambda: monitor.deliver(timeout=remaining)
+                )
+                if report is not None:  # a standby delivers nothing
+                    log.info("final delivery", delivered=report.delivered, failed=report.failed)
             log.info("monitor stopped", cycle_finished=finished)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
     return 0
+
+
+def _cycle_jobs(monitor: Monitor, scheduler: AsyncIOScheduler) -> list[TrackedJob]:
+    """One cycle job per project, each starting now and keeping its own interval."""
+    jobs: list[TrackedJob] = []
+    for pipeline in monitor.pipelines:
+        cycle = monitor.leadership.guard(
+            pipeline.job_id, pipeline.run_cycle, forget=pipeline.cycle.forget, cycle=True
+        )
+        job = TrackedJob(f"poll cycle {pipeline.project.name}", _logged(cycle))
+        interval = monitor.settings.poll.interval
+        add_periodic(scheduler, job, job_id=pipeline.job_id, interval_s=interval, start_now=True)
+        jobs.append(job)
+    return jobs
 
 
 def _alert_refreshers(monitor: Monitor, scheduler: AsyncIOScheduler) -> list[TrackedJob]:
@@ -299,7 +329,8 @@ def _alert_refreshers(monitor: Monitor, scheduler: AsyncIOScheduler) -> list[Tra
     for entry in monitor.settings.sinks:
         sink = monitor.sinks.get(entry.name)
         if isinstance(entry, AlertmanagerSinkSettings) and isinstance(sink, AlertmanagerSink):
-            job = TrackedJob(f"alert refresh {entry.name}", _logged(sink.refresh))
+            refresh = monitor.leadership.guard(f"alert refresh {entry.name}", sink.refresh)
+            job = TrackedJob(f"alert refresh {entry.name}", _logged(refresh))
             add_periodic(
                 scheduler, job, job_id=f"refresh-{entry.name}", interval_s=entry.repost_interval
             )
@@ -307,9 +338,10 @@ def _alert_refreshers(monitor: Monitor, scheduler: AsyncIOScheduler) -> list[Tra
     return jobs
 
 
-async def run_once(settings: Settings) -> CycleReport:
-    """One poll of every target and one delivery pass; what `dli-monitor once` does."""
-    async with Monitor(settings) as monitor:
+async def run_once(settings: Settings, *, shard: Shard | None = None) -> CycleReport:
+    """One poll of every target (this shard owns) and one delivery pass: `dli-monitor once`."""
+    async with Monitor(settings, shard=shard) as monitor:
+        await monitor.leadership.wait_leading(timeout=2 * settings.state.lease_ttl)
         return await monitor.run_cycle()
 
 
@@ -327,46 +359,6 @@ def _logged(func: Any) -> Any:
     return job
 
 
-def _dli_client(
-    settings: Settings, sessions: SessionPool, metrics: Metrics, clock: Clock
-) -> DliClient:
-    """The DLI client: its endpoint's session, auth, request budget and retry policy."""
-    return DliClient(
-        sessions.get(settings.dli.tls, setting="dli.tls"),
-        endpoint=str(settings.dli.endpoint),
-        project_id=settings.dli.project_id,
-        auth=build_auth(settings, sessions, clock),
-        timeout_s=settings.dli.request_timeout,
-        budget=RequestBudget(settings.dli.max_requests_per_minute),
-        retry=RetryPolicy(
-            attempts=settings.dli.retry.attempts,
-            backoff=tuple(settings.dli.retry.backoff),
-        ),
-        observer=metrics.observe_api_request,
-    )
-
-
-def _incremental(
-    settings: Settings, client: DliClient, planner: Planner
-) -> IncrementalPoller | None:
-    """The incremental poller `poll.mode` asks for (None: full listings)."""
-    if settings.poll.mode != "incremental":
-        return None
-    page_size = settings.dli.page_size
-    return IncrementalPoller(
-        client,
-        IncrementalOptions(
-            targets=targets_of(settings),
-            page_size=page_size,
-            overlap_s=settings.poll.overlap,
-            concurrency=settings.dli.max_concurrency,
-            listing_attempts=settings.poll.listing_attempts,
-        ),
-        planner,
-        lambda: Reconciler(full_resync_s=settings.poll.full_resync, page_size=page_size),
-    )
-
-
 def _credentials(auth: ServerAuthSettings | None) -> Credentials | None:
     """What the HTTP server asks for on its guarded paths (None: nothing)."""
     if auth is None:
@@ -380,13 +372,13 @@ def _credentials(auth: ServerAuthSettings | None) -> Credentials | None:
 
 def _stale_after(settings: Settings) -> float:
     """How old the last successful cycle may be before /healthz fails."""
-    return 3 * settings.poll.interval + settings.dli.request_timeout * 2 + 30
+    timeout = max(p.dli.request_timeout for p in settings.projects)
+    return 3 * settings.poll.interval + timeout * 2 + 30
 
 
 def _state_path(settings: Settings) -> Path | str:
+    """Where the state lives: the PostgreSQL URL (it holds no password), or the SQLite file."""
+    if settings.state.url is not None:
+        return settings.state.url
     path = settings.state.path
     return path if str(path) == ":memory:" else Path(path)
-
-
-def _declared_queues(settings: Settings) -> list[str]:
-    return [] if settings.queues == ALL_QUEUES else list(settings.queues)

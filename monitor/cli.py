@@ -1,7 +1,9 @@
 """The `dli-monitor` command line: argument parsing, logging set-up and exit codes.
 
 Commands: `run`, `once`, `check-config`, `render`, `test-sink`, `demo`, `simulate`,
-`silence add|list|expire`, `state check`.
+`silence add|list|expire`, `state check|migrate`. `run` and `once` take `--shard I
+--total-shards N` (or `--total-shards N` alone: the shard is the StatefulSet ordinal in
+`POD_NAME`).
 Exit codes: 0 success, 1 a runtime failure (for `once`: a target failed to poll), 2 invalid
 configuration or usage.
 Everything that does work lives elsewhere; this module only parses and dispatches.
@@ -23,15 +25,18 @@ from monitor import __version__
 from monitor.config import (
     ConfigError,
     Settings,
+    describe_projects,
     load_settings,
     parse_duration,
     render_effective,
     secret_values,
 )
+from monitor.config.models import postgres_url
 from monitor.logs import add_secrets, configure
 from monitor.models import utc_now
-from monitor.silences import SilenceError, compile_job_name
-from monitor.store import open_store
+from monitor.shard import Shard, resolve_shard
+from monitor.silences import Silence, SilenceError, compile_job_name
+from monitor.store import StoreError, open_store
 from monitor.store.sqlite import inspect_state
 
 EXIT_OK = 0
@@ -69,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get(CONFIG_ENV),
             help=f"config file (default: ${CONFIG_ENV})",
         )
+        if name != "check-config":
+            _add_shard_arguments(sub)
 
     demo = commands.add_parser(
         "demo", help="run the monitor against the built-in simulator, no config needed"
@@ -131,22 +138,28 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
         )
     if args.command == "state":
+        if args.state_command == "migrate":
+            return _state_migrate(args)
         return _state_check(args)
     settings = _load(args.config)
     if settings is None:
         return EXIT_CONFIG
     if args.command == "check-config":
         sys.stdout.write(render_effective(settings))
+        sys.stdout.write(describe_projects(settings))
         sys.stdout.write("config is valid\n")
         return EXIT_OK
     if args.command == "silence":
         return _silence(args, settings)
     if args.command in ("render", "test-sink"):
         return _sink_command(args, settings)
+    shard = _shard(args)
+    if shard is None:
+        return EXIT_CONFIG
     from monitor import app
 
     if args.command == "once":
-        report = asyncio.run(app.run_once(settings))
+        report = asyncio.run(app.run_once(settings, shard=shard))
         for result in report.results:
             status = "ok" if result.ok else f"FAILED: {result.error}"
             baseline = " (baseline)" if result.baseline else ""
@@ -157,7 +170,34 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"delivered {report.delivered}, failed {report.failed}, pending {report.pending}\n"
         )
         return EXIT_OK if report.ok else EXIT_FAILURE
-    return asyncio.run(app.run(settings))
+    return asyncio.run(app.run(settings, shard=shard))
+
+
+def _add_shard_arguments(sub: argparse.ArgumentParser) -> None:
+    """`--shard` and `--total-shards`: watch only the targets that hash to this shard."""
+    sub.add_argument(
+        "--shard",
+        type=int,
+        default=None,
+        metavar="I",
+        help="this process's shard, 0..N-1 (default with --total-shards: the ordinal in POD_NAME)",
+    )
+    sub.add_argument(
+        "--total-shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many shards split the targets (default: 1, this process watches all)",
+    )
+
+
+def _shard(args: argparse.Namespace) -> Shard | None:
+    """The shard the flags (and `POD_NAME`) name; None after printing why they do not fit."""
+    try:
+        return resolve_shard(args.shard, args.total_shards, os.environ.get("POD_NAME"))
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return None
 
 
 def _positive_duration(text: str) -> float:
@@ -190,6 +230,11 @@ def _add_silence_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     add.add_argument("--job-name", required=True, type=_job_name_regex, help="regex, whole name")
     add.add_argument("--queue", default=None, help="queue glob (default: every queue)")
     add.add_argument(
+        "--project",
+        default=None,
+        help="project name glob (default: every project; a single `dli:` mapping's is default)",
+    )
+    add.add_argument(
         "--for", dest="duration", required=True, type=_positive_duration, help="e.g. 2h, 30m"
     )
     add.add_argument("--comment", default="", help="why (shown by `silence list`)")
@@ -206,8 +251,9 @@ def _add_silence_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def _add_state_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`state check`: inspect the state file read-only (safe while the daemon runs)."""
-    state = commands.add_parser("state", help="inspect the state file without changing it")
+    """`state check`: inspect the state file read-only (safe while the daemon runs);
+    `state migrate`: copy the state file into an empty PostgreSQL database."""
+    state = commands.add_parser("state", help="inspect the state file, or move it to PostgreSQL")
     actions = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
     check = actions.add_parser(
         "check",
@@ -220,19 +266,94 @@ def _add_state_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help=f"config file naming the state file (default: ${CONFIG_ENV})",
     )
     where.add_argument("--state", default=None, help="the state file itself, no config needed")
+    _add_migrate_parser(actions)
+
+
+def _add_migrate_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`state migrate --to URL`: the SQLite file's rows into an empty PostgreSQL store."""
+    migrate = actions.add_parser(
+        "migrate",
+        help="copy every table of the state file into an empty PostgreSQL database, in one"
+        " transaction, and check the row counts (stop the daemon first)",
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        type=_postgres_target,
+        help="postgresql://user@host:port/db, without a password",
+    )
+    migrate.add_argument(
+        "--password-file",
+        default=None,
+        metavar="FILE",
+        help="file holding the database password (default: $PGPASSWORD or ~/.pgpass)",
+    )
+    where = migrate.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"config file naming the state file (default: ${CONFIG_ENV})",
+    )
+    where.add_argument("--state", default=None, help="the state file itself, no config needed")
+
+
+def _postgres_target(text: str) -> str:
+    """An argparse type: a `postgresql://` URL without a password."""
+    try:
+        return postgres_url(text.strip(), password_hint="--password-file")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _state_file(args: argparse.Namespace) -> str | None:
+    """The SQLite file a `state` action works on: `--state`, or the config's `state.path`."""
+    if args.state is not None:
+        return str(args.state)
+    settings = _load(args.config)
+    if settings is None:
+        return None
+    if settings.state.url is not None:
+        sys.stderr.write(
+            "error: the config keeps its state in PostgreSQL (state.url), not in a file;"
+            " name the SQLite file with --state\n"
+        )
+        return None
+    if str(settings.state.path) == ":memory:":
+        sys.stderr.write("error: the config keeps its state in memory (state.path)\n")
+        return None
+    return str(settings.state.path)
+
+
+def _state_migrate(args: argparse.Namespace) -> int:
+    """Run `state migrate`: exit 1 when it failed or the counts differ, 2 for bad usage."""
+    from monitor.store.migrate import migrate_sqlite_to_postgres
+
+    path = _state_file(args)
+    if path is None:
+        return EXIT_CONFIG
+    password = None
+    if args.password_file is not None:
+        try:
+            password = Path(args.password_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            sys.stderr.write(f"error: cannot read --password-file {args.password_file}: {exc}\n")
+            return EXIT_CONFIG
+        add_secrets({password})
+    try:
+        report = asyncio.run(migrate_sqlite_to_postgres(path, args.to, password=password))
+    except StoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_FAILURE
+    sys.stdout.write("".join(f"{line}\n" for line in report.lines()))
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def _state_check(args: argparse.Namespace) -> int:
     """Run `state check`: exit 1 when the file is not ok, 2 when the config is invalid."""
-    path = args.state
+    path = _state_file(args)
     if path is None:
-        settings = _load(args.config)
-        if settings is None:
-            return EXIT_CONFIG
-        path = str(settings.state.path)
-        if path == ":memory:":
-            sys.stderr.write("error: the config keeps its state in memory (state.path)\n")
-            return EXIT_CONFIG
+        return EXIT_CONFIG
     report = inspect_state(path)
     sys.stdout.write("".join(f"{line}\n" for line in report.lines()))
     return EXIT_OK if report.ok else EXIT_FAILURE
@@ -287,12 +408,18 @@ def _silence(args: argparse.Namespace, settings: Settings) -> int:
 async def _silence_action(args: argparse.Namespace, settings: Settings) -> int:
     """`_silence` on the event loop: the store's API is async."""
     now = utc_now()
-    store = await open_store(settings.state.path)
+    if args.silence_command == "add":
+        try:
+            scope = Silence.scoped(args.queue, args.project)
+        except SilenceError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return EXIT_CONFIG
+    store = await open_store(settings.state.location, password=settings.state.password_value())
     try:
         if args.silence_command == "add":
             added = await store.add_silence(
                 job_name=args.job_name,
-                queue=args.queue,
+                queue=scope,
                 starts_at=now,
                 ends_at=now + timedelta(seconds=args.duration),
                 comment=args.comment,
@@ -308,13 +435,13 @@ async def _silence_action(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(f"silence {args.id} {'expired' if ended else 'had already ended'}\n")
             return EXIT_OK
         shown = [s for s in await store.list_silences() if args.all or s.ends_at > now]
-        sys.stdout.write("ID\tSTATUS\tUNTIL\tQUEUE\tJOB-NAME\tCOMMENT\n")
+        sys.stdout.write("ID\tSTATUS\tUNTIL\tPROJECT\tQUEUE\tJOB-NAME\tCOMMENT\n")
         for item in shown:
             status = "active" if item.is_active(now) else "expired"
-            queue = item.queue or "*"
+            project, queue = item.project_glob or "*", item.queue_glob or "*"
             sys.stdout.write(
-                f"{item.id}\t{status}\t{_iso(item.ends_at)}\t{queue}\t{item.job_name}"
-                f"\t{item.comment}\n"
+                f"{item.id}\t{status}\t{_iso(item.ends_at)}\t{project}\t{queue}"
+                f"\t{item.job_name}\t{item.comment}\n"
             )
         return EXIT_OK
     finally:

@@ -9,11 +9,11 @@ here, and no knowledge of SQLite or HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.models import Event, EventKind, Job, JobState
+from monitor.models import DEFAULT_PROJECT, Event, EventKind, Job, JobState
 
 JsonDict = dict[str, Any]
 """A dict that `json.dumps` accepts as is."""
@@ -116,6 +116,8 @@ def event_to_dict(event: Event) -> JsonDict:
         "observed_at": format_time(event.observed_at),
         "streak": event.streak,
         "detail": event.detail,
+        "project": event.project,
+        "region": event.region,
     }
 
 
@@ -134,6 +136,8 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
             observed_at=parse_time(data["observed_at"]),
             streak=_count(data.get("streak", 0), "streak"),
             detail=_text(data.get("detail", ""), "detail"),
+            project=_text(data.get("project", DEFAULT_PROJECT), "project"),
+            region=_text(data.get("region", ""), "region"),
         )
     except CodecError:
         raise
@@ -144,11 +148,15 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
 
 
 def webhook_payload(event: Event, project_id: str) -> JsonDict:
-    """The public generic-webhook JSON of one event (documented keys, `streak`, `detail`)."""
+    """The public generic-webhook JSON of one event (documented keys, `streak`, `detail`).
+
+    `project_id` is the DLI project id of the event's project (`project` names it)."""
     job = event.job
     return {
         "event_id": event.event_id,
         "kind": event.kind.value,
+        "project": event.project,
+        "region": event.region,
         "project_id": project_id,
         "queue": job.queue,
         "target": event.target,
@@ -172,14 +180,24 @@ def webhook_payload(event: Event, project_id: str) -> JsonDict:
     }
 
 
-def digest_payload(events: Sequence[Event], notification_id: str, project_id: str) -> JsonDict:
-    """The generic-webhook JSON of a digest: every event's `webhook_payload`, in order."""
+def digest_payload(
+    events: Sequence[Event], notification_id: str, project_ids: Callable[[str], str] | str
+) -> JsonDict:
+    """The generic-webhook JSON of a digest: every event's `webhook_payload`, in order.
+
+    `project_ids` gives the DLI project id of a project name (a string: one id for all). The
+    digest's own `project`/`project_id` are the events' when they share one project, else null.
+    """
+    lookup = project_ids if callable(project_ids) else (lambda _name: project_ids)
+    projects = {event.project for event in events}
+    shared = next(iter(projects)) if len(projects) == 1 else None
     return {
         "kind": "digest",
         "notification_id": notification_id,
-        "project_id": project_id,
+        "project": shared,
+        "project_id": lookup(shared) if shared is not None else None,
         "count": len(events),
-        "events": [webhook_payload(event, project_id) for event in events],
+        "events": [webhook_payload(event, lookup(event.project)) for event in events],
     }
 
 

@@ -35,7 +35,7 @@ import structlog
 from monitor.models import Clock, Notification, utc_now
 from monitor.ratelimit import UNLIMITED, RateBudget
 from monitor.sinks.base import Sink, SinkError, safe_text
-from monitor.store import Delivery, Store
+from monitor.store import Delivery, Store, StoreFencedOff
 
 log = structlog.get_logger(__name__)
 
@@ -141,10 +141,13 @@ class Dispatcher:
         budgets: Mapping[str, RateBudget] | None = None,
         rng: random.Random | None = None,
         on_failure: DeliveryObserver | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         """`rng` draws the jitter of retry waits (seed it in tests); `on_failure` is told
-        (sink, failure kind) for every failed attempt."""
+        (sink, failure kind) for every failed attempt; `may_send` is asked right before every
+        send (a replica that lost the leader lease stops with `StoreFencedOff`)."""
         self._on_failure = on_failure
+        self._may_send = may_send
         self._store = store
         self._random = rng or random.Random()
         self._sinks = dict(sinks)
@@ -163,6 +166,18 @@ class Dispatcher:
         """Serialises drains: the cycle's and the periodic one must never send a row twice."""
         self._restored = False
         """Whether the budgets were fed the stored send times yet (the first drain does it)."""
+
+    async def forget(self) -> None:
+        """Drop what memory holds (send times, failing and unproven sinks) once no drain runs:
+        a replica that starts leading again reloads the send times from the store."""
+        async with self._lock:
+            self._budgets = {
+                name: RateBudget(budget.windows, clock=self._clock)
+                for name, budget in self._budgets.items()
+            }
+            self._restored = False
+            self._failing.clear()
+            self._unproven = set(self._sinks)
 
     async def _restore_budgets(self) -> None:
         """Feed each budget the send times the store remembers (from before a restart)."""
@@ -290,6 +305,8 @@ class Dispatcher:
     async def _deliver(self, sink: Sink, rows: Sequence[Delivery], state: _Pass) -> bool:
         """Send `rows` as one notification and record the outcome; False after a retryable one."""
         name = sink.name
+        if self._may_send is not None and not self._may_send():
+            raise StoreFencedOff("this replica no longer leads: nothing more is sent")
         await self._spend(name)
         error = await self._attempt(sink, Notification(name, tuple(r.event for r in rows)))
         if error is None:

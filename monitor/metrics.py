@@ -5,8 +5,10 @@ poll-duration histogram, transition and notification counters, the finished-job 
 histogram, outbox depth and age, config and build info. Job state comes from collectors that
 compute it at scrape time from the snapshots handed in with `Metrics.set_snapshot`
 (`monitor.metrics_jobs`); ages (snapshot, oldest outbox row) are computed at scrape time too,
-from the injected clock. Labels are bounded: queue, state, sink, operation, a folded error code
-or reason. Job ids appear only in the per-job series, which are capped. Never a URL or a secret.
+from the injected clock (`monitor.metrics_projects`). Labels are bounded: project and region
+(on every series that names a queue, and on the API and cost series), queue, state, sink,
+operation, a folded error code or reason. Job ids appear only in the per-job series, which are
+capped. Never a URL or a secret.
 
 Deliberately not here: serving the exposition (`monitor.server`), liveness (`monitor.health`).
 """
@@ -15,15 +17,15 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from monitor.config.metrics import MetricsSettings
 from monitor.metrics_delivery import DeliveryMetrics
 from monitor.metrics_jobs import (
+    PROJECT_LABELS,
     JobCountCollector,
     JobSeriesCollector,
     JobSeriesLimits,
@@ -32,7 +34,8 @@ from monitor.metrics_jobs import (
     label,
 )
 from monitor.metrics_poll import PollMetrics
-from monitor.models import Clock, Job, utc_now
+from monitor.metrics_projects import AgeCollector, ProjectMetrics
+from monitor.models import Clock, Job, ProjectRef, utc_now
 
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 """Histogram buckets for one target's poll: a single small page up to a long paged listing."""
@@ -66,59 +69,15 @@ MAX_ERROR_CODES = 100
 
 _ERROR_CODE = re.compile(r"[A-Z][A-Z0-9]{1,9}\.[0-9]{1,6}")
 OTHER_JOB_NAME = "other"
+SINGLE = ProjectRef()
+"""The project of a single `dli:` mapping whose endpoint names no region: what the observe
+methods label by when no project is given."""
+_P = PROJECT_LABELS
 
 
-class _AgeCollector:
-    """Renders the snapshot age per queue and the oldest outbox row's age per sink, at scrape."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._polled: dict[str, datetime] = {}
-        self._oldest: dict[str, datetime | None] = {}
-
-    def polled(self, queue: str, at: datetime) -> None:
-        """Remember the queue's last successful poll."""
-        with self._lock:
-            self._polled[queue] = at
-
-    def outbox(self, sink: str, oldest: datetime | None) -> None:
-        """Remember when the sink's oldest pending row was created (None: nothing pending)."""
-        with self._lock:
-            self._oldest[sink] = oldest
-
-    def describe(self) -> Iterator[Metric]:
-        """The metrics this collector produces, without samples (for registry bookkeeping)."""
-        yield from self._families()
-
-    def collect(self) -> Iterator[Metric]:
-        """Both ages as of now; a queue never polled successfully has no age series yet."""
-        now = self._clock()
-        with self._lock:
-            polled, oldest = dict(self._polled), dict(self._oldest)
-        snapshot, outbox = self._families()
-        for queue, at in sorted(polled.items()):
-            snapshot.add_metric([queue], max(0.0, (now - at).total_seconds()))
-        for sink, since in sorted(oldest.items()):
-            age = 0.0 if since is None else max(0.0, (now - since).total_seconds())
-            outbox.add_metric([sink], age)
-        yield snapshot
-        yield outbox
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            GaugeMetricFamily(
-                "dli_monitor_snapshot_age_seconds",
-                "Seconds since the queue's last complete, successful poll.",
-                labels=("queue",),
-            ),
-            GaugeMetricFamily(
-                "dli_monitor_outbox_oldest_age_seconds",
-                "Age of the oldest notification waiting in the outbox, by sink (0 = none).",
-                labels=("sink",),
-            ),
-        )
+def _at(project: ProjectRef) -> dict[str, str]:
+    """The project labels of a series."""
+    return {"project": project.name, "region": project.region}
 
 
 def limits_from(settings: MetricsSettings) -> JobSeriesLimits:
@@ -165,51 +124,53 @@ class Metrics:
         self._config_loaded.set(1)  # a Metrics is only built from a configuration that loaded
         self._api_requests = Counter(
             "dli_monitor_api_requests",
-            "Requests sent to the DLI API, by operation and HTTP status code (or error kind).",
-            ["operation", "code"],
+            "Requests sent to the DLI API, by project, operation and HTTP status code (or error"
+            " kind).",
+            [*_P, "operation", "code"],
             registry=reg,
         )
         self._api_errors = Counter(
             "dli_monitor_api_errors",
-            "Failed DLI API requests by operation and DLI error code (other = no or odd code).",
-            ["operation", "error_code"],
+            "Failed DLI API requests by project, operation and DLI error code (other = no or odd"
+            " code).",
+            [*_P, "operation", "error_code"],
             registry=reg,
         )
         self._pages = Counter(
             "dli_monitor_pages_fetched",
             "Listing pages received from the DLI API, by target.",
-            ["queue"],
+            [*_P, "queue"],
             registry=reg,
         )
         self._poll_duration = Histogram(
             "dli_monitor_poll_duration_seconds",
             "Time to poll one target, successful or not.",
-            ["queue"],
+            [*_P, "queue"],
             buckets=POLL_BUCKETS,
             registry=reg,
         )
         self._poll_errors = Counter(
             "dli_monitor_poll_errors",
             "Polls of a target that failed and left its snapshot untouched, by reason.",
-            ["queue", "reason"],
+            [*_P, "queue", "reason"],
             registry=reg,
         )
         self._last_success = Gauge(
             "dli_monitor_last_successful_poll_timestamp_seconds",
             "Unix time of the target's last complete, successful poll (0 = never).",
-            ["queue"],
+            [*_P, "queue"],
             registry=reg,
         )
         self._transitions = Counter(
             "dli_batch_job_transitions",
             "Job state changes found by diffing listings (none = appeared, vanished = gone).",
-            ["queue", "from_state", "to_state"],
+            [*_P, "queue", "from_state", "to_state"],
             registry=reg,
         )
         self._run_duration = Histogram(
             "dli_batch_job_run_duration_seconds",
             "Run time of jobs that reached a terminal state, by queue and job name (or other).",
-            ["queue", "job_name"],
+            [*_P, "queue", "job_name"],
             buckets=RUN_BUCKETS,
             registry=reg,
         )
@@ -228,36 +189,43 @@ class Metrics:
         self._malformed = Counter(
             "dli_monitor_malformed_records",
             "Job records from the API that could not be parsed and were skipped.",
-            ["queue"],
+            [*_P, "queue"],
             registry=reg,
         )
         self._muted = Counter(
             "dli_monitor_events_muted",
             "New events that reached no sink: silenced, or routed to no sink.",
-            ["queue", "reason"],
+            [*_P, "queue", "reason"],
             registry=reg,
         )
         self.poll = PollMetrics(reg)
         self.delivery = DeliveryMetrics(reg)
+        self.projects = ProjectMetrics(reg)
+        self.projects.set_shard(0, 1)
         self._view = JobView()
         self._jobs = JobCountCollector(self._view)
         reg.register(self._jobs)
         reg.register(JobSeriesCollector(self._view, limits_from(settings), clock))
-        self._ages = _AgeCollector(clock)
+        self._ages = AgeCollector(clock)
         reg.register(self._ages)
 
-    def observe_api_request(self, operation: str, code: str) -> None:
-        """Count one DLI API request attempt."""
-        self._api_requests.labels(operation=operation, code=code).inc()
+    def observe_api_request(
+        self, operation: str, code: str, *, project: ProjectRef = SINGLE
+    ) -> None:
+        """Count one DLI API request attempt of a project."""
+        self._api_requests.labels(**_at(project), operation=operation, code=code).inc()
 
-    def observe_api_error(self, operation: str, error_code: str) -> None:
+    def observe_api_error(
+        self, operation: str, error_code: str, *, project: ProjectRef = SINGLE
+    ) -> None:
         """Count one failed DLI API request by its error code (e.g. DLI.0002, APIG.0308)."""
-        self._api_errors.labels(operation=operation, error_code=self._fold(error_code)).inc()
+        code = self._fold(error_code)
+        self._api_errors.labels(**_at(project), operation=operation, error_code=code).inc()
 
-    def observe_pages(self, queue: str, pages: int) -> None:
+    def observe_pages(self, queue: str, pages: int, *, project: ProjectRef = SINGLE) -> None:
         """Count listing pages received for a target."""
         if pages > 0:
-            self._pages.labels(queue=queue).inc(pages)
+            self._pages.labels(**_at(project), queue=queue).inc(pages)
 
     def observe_poll(
         self,
@@ -267,22 +235,28 @@ class Metrics:
         ok: bool,
         reason: str = "",
         now: datetime | None = None,
+        project: ProjectRef = SINGLE,
     ) -> None:
         """Record one poll of a target: its duration, and either its success time or its error."""
-        self._poll_duration.labels(queue=queue).observe(max(0.0, duration_s))
+        where = _at(project)
+        self._poll_duration.labels(**where, queue=queue).observe(max(0.0, duration_s))
         if ok:
             moment = now if now is not None else self._clock()
-            self._last_success.labels(queue=queue).set(moment.timestamp())
-            self._ages.polled(queue, moment)
+            self._last_success.labels(**where, queue=queue).set(moment.timestamp())
+            self._ages.polled((project.name, project.region, queue), moment)
         else:
             label = reason if reason in POLL_ERROR_REASONS else "other"
-            self._poll_errors.labels(queue=queue, reason=label).inc()
+            self._poll_errors.labels(**where, queue=queue, reason=label).inc()
 
-    def record_transition(self, queue: str, from_state: str, to_state: str) -> None:
+    def record_transition(
+        self, queue: str, from_state: str, to_state: str, *, project: ProjectRef = SINGLE
+    ) -> None:
         """Count one job state change on a queue."""
-        self._transitions.labels(queue=queue, from_state=from_state, to_state=to_state).inc()
+        self._transitions.labels(
+            **_at(project), queue=queue, from_state=from_state, to_state=to_state
+        ).inc()
 
-    def observe_finished(self, job: Job, target: str = "") -> None:
+    def observe_finished(self, job: Job, target: str = "", *, project: ProjectRef = SINGLE) -> None:
         """Add a job that reached a terminal state to the run-duration histogram."""
         if not job.state.is_terminal:
             return
@@ -291,7 +265,8 @@ class Metrics:
             return
         named = job.name and any(p.fullmatch(job.name) for p in self._histogram_names)
         name = label(job.name) if named else OTHER_JOB_NAME
-        self._run_duration.labels(queue=job.queue or target, job_name=name).observe(seconds)
+        queue = job.queue or target
+        self._run_duration.labels(**_at(project), queue=queue, job_name=name).observe(seconds)
 
     def observe_notification(self, sink: str, outcome: str) -> None:
         """Count one delivery attempt (or throttled notification) for a sink."""
@@ -315,27 +290,39 @@ class Metrics:
         target: str,
         jobs: Iterable[Job],
         history: Mapping[tuple[str, str], int] | None = None,
+        *,
+        project: ProjectRef = SINGLE,
     ) -> None:
-        """Replace what the job collectors report for one target (`history`: ended jobs per
-        (queue, state) known only by count)."""
-        self._view.replace(target, jobs, history)
+        """Replace what the job collectors report for one target (its store key; `history`:
+        ended jobs per (queue, state) known only by count)."""
+        self._view.replace(target, jobs, history, project)
 
     def set_config_loaded(self, ok: bool) -> None:
         """Record whether the last configuration load succeeded."""
         self._config_loaded.set(1 if ok else 0)
 
-    def declare(self, *, queues: Iterable[str], sinks: Iterable[str]) -> None:
-        """Create the known label sets with zero values, so every series exists from the start."""
+    def declare(
+        self, *, queues: Iterable[str], sinks: Iterable[str], project: ProjectRef = SINGLE
+    ) -> None:
+        """Create the known label sets with zero values, so every series exists from the start
+        (call once per project; sinks may be given with any one of them)."""
         queue_list = list(queues)
-        self._jobs.declare_queues(queue_list)
+        where = _at(project)
+        self._jobs.declare_queues(queue_list, project)
+        self.projects.declare(project)
+        self.poll.declare_project(project)
         for queue in queue_list:
-            self._poll_duration.labels(queue=queue)
-            self._last_success.labels(queue=queue)
-            self._malformed.labels(queue=queue)
-            self._pages.labels(queue=queue)
-            self.poll.declare_queue(queue)
+            self._poll_duration.labels(**where, queue=queue)
+            self._last_success.labels(**where, queue=queue)
+            self._malformed.labels(**where, queue=queue)
+            self._pages.labels(**where, queue=queue)
+            self.poll.declare_queue(queue, project=project)
             for reason in POLL_ERROR_REASONS:
-                self._poll_errors.labels(queue=queue, reason=reason)
+                self._poll_errors.labels(**where, queue=queue, reason=reason)
+        self.declare_sinks(sinks)
+
+    def declare_sinks(self, sinks: Iterable[str]) -> None:
+        """Create every sink's series with zero values."""
         for sink in sinks:
             for outcome in NOTIFICATION_OUTCOMES:
                 self._notifications.labels(sink=sink, outcome=outcome)
@@ -345,14 +332,16 @@ class Metrics:
                 self._ages.outbox(sink, None)
             self._sinks.add(sink)
 
-    def observe_muted(self, queue: str, reason: str) -> None:
+    def observe_muted(self, queue: str, reason: str, *, project: ProjectRef = SINGLE) -> None:
         """Count one new event that reached no sink (`silenced` or `unrouted`)."""
-        self._muted.labels(queue=queue, reason=reason).inc()
+        self._muted.labels(**_at(project), queue=queue, reason=reason).inc()
 
-    def observe_malformed(self, queue: str, count: int = 1) -> None:
+    def observe_malformed(
+        self, queue: str, count: int = 1, *, project: ProjectRef = SINGLE
+    ) -> None:
         """Count job records from a listing that could not be parsed."""
         if count > 0:
-            self._malformed.labels(queue=queue).inc(count)
+            self._malformed.labels(**_at(project), queue=queue).inc(count)
 
     def _fold(self, error_code: str) -> str:
         """The error code as a bounded label: known shapes kept (up to a limit), else `other`."""

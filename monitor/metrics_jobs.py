@@ -1,8 +1,9 @@
 """Job metrics computed at scrape time from the latest snapshots, the kube-state-metrics way.
 
-`JobView` keeps each target's latest complete listing. Two collectors read it on every scrape:
-`JobCountCollector` renders `dli_batch_jobs{queue,state}` (every DLI state of every known queue,
-0 when empty), and `JobSeriesCollector` renders the per-job series (a state set, an info gauge,
+`JobView` keeps each target's latest complete listing (and the project it belongs to). Two
+collectors read it on every scrape: `JobCountCollector` renders
+`dli_batch_jobs{project,region,queue,state}` (every DLI state of every known queue, 0 when
+empty), and `JobSeriesCollector` renders the per-job series (a state set, an info gauge,
 the created timestamp and the duration) for active jobs and for ended jobs during a TTL, capped
 and filtered by job name. Because nothing is stored per series, an ended job's series vanish
 once its TTL has passed, with no bookkeeping.
@@ -21,12 +22,16 @@ from datetime import datetime
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from monitor.models import DLI_STATES, Clock, Job
+from monitor.models import DLI_STATES, Clock, Job, ProjectRef
 
 MAX_LABEL = 200
 """Longest label value taken from a job's fields, in characters."""
 
-JOB_LABELS = ("queue", "job_id", "job_name")
+PROJECT_LABELS = ("project", "region")
+"""The labels that name a DLI project; every series that names a queue carries them first."""
+QueueKey = tuple[str, str, str]
+"""(project, region, queue): what a queue-level series is labelled by."""
+JOB_LABELS = (*PROJECT_LABELS, "queue", "job_id", "job_name")
 INFO_LABELS = (*JOB_LABELS, "owner", "sc_type", "app_id")
 OMITTED_REASONS = ("limit", "name_filter")
 """Why a job that qualifies for per-job series has none: the cap, or the name allow/deny lists."""
@@ -44,69 +49,79 @@ class JobView:
         self._lock = threading.Lock()
         self._targets: dict[str, dict[str, Job]] = {}
         self._history: dict[str, dict[tuple[str, str], int]] = {}
+        self._projects: dict[str, ProjectRef] = {}
 
     def replace(
         self,
         target: str,
         jobs: Iterable[Job],
         history: Mapping[tuple[str, str], int] | None = None,
+        project: ProjectRef | None = None,
     ) -> None:
         """Replace the target's listing; what the old listing held is forgotten.
 
         `history` counts, per (queue, state), the target's ended jobs that are not in `jobs`
         (incremental polling keeps only recent ones in memory); they count in
-        `dli_batch_jobs` but get no per-job series.
+        `dli_batch_jobs` but get no per-job series. `target` is the project's store key of the
+        target (unique across projects); `project` names the project (default: the single one).
         """
         listing = {job.id: job for job in jobs}
         with self._lock:
             self._targets.pop(target, None)
             self._targets[target] = listing  # re-inserted last: the freshest view wins on overlap
             self._history[target] = dict(history or {})
+            self._projects[target] = project or ProjectRef()
 
-    def history(self) -> Tally[tuple[str, str]]:
-        """Ended jobs per (queue, state) that only the counts know of, over every target."""
+    def history(self) -> Tally[tuple[str, str, str, str]]:
+        """Ended jobs per (project, region, queue, state) only the counts know of, all targets."""
         with self._lock:
-            parts = list(self._history.values())
-        total: Tally[tuple[str, str]] = Tally()
-        for part in parts:
-            total.update(part)
+            parts = [(self._projects[t], part) for t, part in self._history.items()]
+        total: Tally[tuple[str, str, str, str]] = Tally()
+        for project, part in parts:
+            for (queue, state), count in part.items():
+                total[(project.name, project.region, queue, state)] += count
         return total
 
-    def jobs(self) -> list[tuple[str, Job]]:
-        """Every job once, as (its queue, or else its target; the newest sighting)."""
+    def jobs(self) -> list[tuple[QueueKey, Job]]:
+        """Every job once per project, as ((project, region, its queue or else its target), the
+        newest sighting)."""
         with self._lock:
-            targets = list(self._targets.items())
-        latest: dict[str, tuple[str, Job]] = {}
-        for target, listing in targets:  # a job listed by two overlapping targets counts once
+            targets = [(self._projects[t], t, listing) for t, listing in self._targets.items()]
+        latest: dict[tuple[str, str], tuple[QueueKey, Job]] = {}
+        for project, target, listing in targets:  # overlapping targets count a job once
             for job_id, job in listing.items():
-                latest[job_id] = (job.queue or target, job)
+                where = (project.name, project.region, job.queue or target)
+                latest[(project.name, job_id)] = (where, job)
         return list(latest.values())
 
 
 class JobCountCollector:
-    """Renders `dli_batch_jobs{queue,state}` from a `JobView`, zero-filled for known queues."""
+    """Renders `dli_batch_jobs{project,region,queue,state}` from a `JobView`, zero-filled for
+    known queues."""
 
     NAME = "dli_batch_jobs"
 
     def __init__(self, view: JobView) -> None:
         self._view = view
         self._lock = threading.Lock()
-        self._queues: frozenset[str] = frozenset()
+        self._queues: frozenset[QueueKey] = frozenset()
 
-    def declare_queues(self, queues: Iterable[str]) -> None:
-        """Add queues that always export a zero for every DLI state, even without jobs."""
+    def declare_queues(self, queues: Iterable[str], project: ProjectRef | None = None) -> None:
+        """Add queues of a project that always export a zero for every DLI state."""
+        ref = project or ProjectRef()
         with self._lock:
-            self._queues = self._queues | frozenset(queues)
+            self._queues = self._queues | {(ref.name, ref.region, queue) for queue in queues}
 
-    def counts(self) -> dict[tuple[str, str], int]:
-        """Jobs per (queue, state), every DLI state zero-filled for every known queue."""
-        tally = Tally((queue, job.state.value) for queue, job in self._view.jobs())
+    def counts(self) -> dict[tuple[str, str, str, str], int]:
+        """Jobs per (project, region, queue, state), every DLI state zero-filled for every
+        known queue."""
+        tally = Tally((*where, job.state.value) for where, job in self._view.jobs())
         tally.update(self._view.history())
         with self._lock:
-            queues = self._queues | {queue for queue, _ in tally}
-        for queue in queues:
+            queues = self._queues | {(p, r, q) for p, r, q, _ in tally}
+        for project, region, queue in queues:
             for state in DLI_STATES:
-                tally.setdefault((queue, state.value), 0)
+                tally.setdefault((project, region, queue, state.value), 0)
         return dict(tally)
 
     def describe(self) -> Iterator[Metric]:
@@ -116,15 +131,16 @@ class JobCountCollector:
     def collect(self) -> Iterator[Metric]:
         """The current counts as one gauge family."""
         family = self._family()
-        for (queue, state), count in sorted(self.counts().items()):
-            family.add_metric([queue, state], count)
+        for labels, count in sorted(self.counts().items()):
+            family.add_metric(list(labels), count)
         yield family
 
     def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(
             self.NAME,
-            "DLI batch jobs in the latest complete listing, by the job's queue and state.",
-            labels=("queue", "state"),
+            "DLI batch jobs in the latest complete listing, by project, the job's queue, and"
+            " state.",
+            labels=(*PROJECT_LABELS, "queue", "state"),
         )
 
 
@@ -169,7 +185,7 @@ class JobSeriesCollector:
         self._limits = limits
         self._clock = clock
 
-    def select(self, now: datetime) -> tuple[list[tuple[str, Job]], dict[str, int]]:
+    def select(self, now: datetime) -> tuple[list[tuple[QueueKey, Job]], dict[str, int]]:
         """The jobs that get series (active first, then newest first) and how many were left out."""
         live = [(queue, job) for queue, job in self._view.jobs() if self._is_live(job, now)]
         wanted = [(queue, job) for queue, job in live if self._limits.wants(job.name)]
@@ -187,8 +203,8 @@ class JobSeriesCollector:
         now = self._clock()
         kept, omitted = self.select(now)
         state, info, created, duration, left_out = self._families()
-        for queue, job in kept:
-            ids = [label(queue), label(job.id), label(job.name)]
+        for (project, region, queue), job in kept:
+            ids = [project, region, label(queue), label(job.id), label(job.name)]
             states = [s.value for s in DLI_STATES]
             if job.state.value not in states:
                 states.append(job.state.value)
@@ -243,7 +259,7 @@ class JobSeriesCollector:
         )
 
 
-def _priority(item: tuple[str, Job]) -> tuple[bool, float, str]:
+def _priority(item: tuple[QueueKey, Job]) -> tuple[bool, float, str]:
     """Sort key: active jobs before ended ones, then newest created first, then by id."""
     job = item[1]
     created = job.create_time.timestamp() if job.create_time is not None else float("-inf")

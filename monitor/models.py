@@ -21,6 +21,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+DEFAULT_PROJECT = "default"
+"""The project name of a single `dli:` mapping (list entries name their own)."""
+LOCAL_REGION = "local"
+"""The region of a single `dli:` mapping whose endpoint names none (the simulator, a proxy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRef:
+    """The DLI project a poll pipeline watches, as the layers below the config see it.
+
+    `name` and `region` label every series, event and log line; `listed` (an entry of a `dli:`
+    list) stores targets as `<name>/<queue>`, the single form as bare queue names, so state
+    files written before projects existed go on without a new baseline. The key is also what
+    `monitor.shard.target_key` hashes.
+    """
+
+    name: str = DEFAULT_PROJECT
+    region: str = LOCAL_REGION
+    listed: bool = False
+
+    def key(self, target: str) -> str:
+        """The store key of one of this project's targets (a queue, or `*`)."""
+        return f"{self.name}/{target}" if self.listed else target
+
+
 class JobState(StrEnum):
     """A batch job state, normalised to lower case.
 
@@ -127,7 +152,9 @@ class Event:
     `event_id` is stable across retries and restarts (see `event_id_for`).
     `streak` counts the consecutive failures of the job's name including this one (for a
     `recovered` event: the failures it ends); 0 when unknown. `detail` says why a lifecycle
-    rule fired, e.g. "in starting for 17m (limit 15m)".
+    rule fired, e.g. "in starting for 17m (limit 15m)". `project` and `region` name the DLI
+    project the job runs in (`default` and an empty region for events stored before projects
+    existed); `target` is the project's store key of the target, so ids differ across projects.
     """
 
     event_id: str
@@ -139,6 +166,8 @@ class Event:
     observed_at: datetime
     streak: int = 0
     detail: str = ""
+    project: str = DEFAULT_PROJECT
+    region: str = ""
 
     @property
     def queue(self) -> str:

@@ -3,9 +3,10 @@
 `render_body` builds the configured sinks (`wiring.build_sinks`, the same code the daemon uses,
 templates included) and returns exactly the body one sink would post for an event, without
 sending it: the built-in sample (`sample`), a sample digest (`sample-digest`), or an event
-from a JSON file. `send_test_messages` sends one clearly marked test message to each (or
-one) sink and reports each outcome with the vendor's error text. Samples use a fixed clock, so their
-rendering is reproducible (the README's samples are checked against it).
+from a JSON file. `send_test_messages` sends one clearly marked test message to each (or one)
+sink and reports each outcome with the vendor's error text. Samples and test messages belong to
+the first configured DLI project. Samples use a fixed clock, so their rendering is
+reproducible (the README's samples are checked against it).
 
 What does not live here: argument parsing and exit codes (`monitor.cli`).
 """
@@ -184,13 +185,26 @@ def _stored_form(data: Mapping[str, Any]) -> Mapping[str, Any]:
     }
 
 
-def pick_events(spec: str) -> tuple[tuple[Event, ...], Clock]:
-    """The events `--event` names, and the clock to render them at (fixed for samples)."""
+def pick_events(spec: str, settings: Settings | None = None) -> tuple[tuple[Event, ...], Clock]:
+    """The events `--event` names, and the clock to render them at (fixed for samples).
+
+    Samples are put in the first project of `settings` (when given)."""
     if spec == SAMPLE:
-        return (sample_event(),), lambda: SAMPLE_NOW
+        return _in_project((sample_event(),), settings), lambda: SAMPLE_NOW
     if spec == SAMPLE_DIGEST:
-        return sample_digest(), lambda: SAMPLE_NOW
+        return _in_project(sample_digest(), settings), lambda: SAMPLE_NOW
     return load_events(spec), utc_now
+
+
+def _in_project(events: tuple[Event, ...], settings: Settings | None) -> tuple[Event, ...]:
+    """The events as if they happened in the first configured project."""
+    if settings is None:
+        return events
+    project = settings.projects[0]
+    return tuple(
+        replace(e, project=project.name, region=project.region, target=project.key(e.target))
+        for e in events
+    )
 
 
 def _selected(sinks: Mapping[str, Sink], names: Iterable[str]) -> list[Sink]:
@@ -211,7 +225,7 @@ def format_body(body: object) -> str:
 
 async def render_body(settings: Settings, sink_name: str, spec: str) -> str:
     """Exactly what sink `sink_name` would send for the events `spec` names; sends nothing."""
-    events, clock = pick_events(spec)
+    events, clock = pick_events(spec, settings)
     async with SessionPool() as sessions:
         (sink,) = _selected(build_sinks(settings, sessions, clock), [sink_name])
         if not isinstance(sink, Previewable):
@@ -237,8 +251,8 @@ class SinkOutcome:
         return f"FAILED  {self.sink} ({self.kind}): {self.reason}{again}"
 
 
-async def _try(sink: Sink, kind: str, clock: Clock) -> SinkOutcome:
-    events = trial_events(clock())
+async def _try(sink: Sink, kind: str, clock: Clock, settings: Settings) -> SinkOutcome:
+    events = _in_project(trial_events(clock()), settings)
     batches = _alertmanager_test(events[0]) if isinstance(sink, AlertmanagerSink) else events
     try:
         for event in batches:
@@ -258,4 +272,4 @@ async def send_test_messages(
     async with SessionPool() as sessions:
         sinks = build_sinks(settings, sessions, clock)
         chosen = _selected(sinks, names or list(sinks))
-        return [await _try(sink, kinds.get(sink.name, "?"), clock) for sink in chosen]
+        return [await _try(sink, kinds.get(sink.name, "?"), clock, settings) for sink in chosen]

@@ -89,6 +89,7 @@ class Route:
 
     sinks: tuple[str, ...]
     queue: str | None = None
+    project: str | None = None
     job_name: str | None = None
     kinds: frozenset[EventKind] = frozenset()
     from_states: frozenset[JobState] = frozenset()
@@ -108,6 +109,7 @@ class Route:
         return cls(
             sinks=tuple(settings.sinks),
             queue=match.queue,
+            project=match.project,
             job_name=match.job_name,
             kinds=frozenset(EventKind(k) for k in match.kind or ()),
             from_states=frozenset(JobState(s) for s in match.from_state or ()),
@@ -125,6 +127,8 @@ class Route:
 
     def matches(self, event: Event) -> bool:
         """True when every condition of the route holds for the event."""
+        if self.project is not None and not fnmatchcase(event.project, self.project):
+            return False
         if self.queue is not None and not fnmatchcase(event.queue, self.queue):
             return False
         if self._pattern is not None and self._pattern.fullmatch(event.job.name) is None:

@@ -1,7 +1,8 @@
 """APScheduler wiring: when the cycle and the outbox drain run, and how they stop.
 
-Two interval jobs on an `AsyncIOScheduler`: the poll cycle (first run immediately) and a
-frequent outbox drain for retries that fall due between cycles. Both run with
+Interval jobs on an `AsyncIOScheduler`: a poll cycle per DLI project (first run immediately;
+`CYCLE_JOB` for a single project, `poll-cycle:<name>` per listed project) and a frequent outbox
+drain for retries that fall due between cycles. Both run with
 `max_instances=1` and `coalesce=True`, so a slow cycle is never doubled and missed runs collapse
 into one. `TrackedJob` remembers the running task so shutdown can wait for it.
 """
@@ -68,14 +69,16 @@ class TrackedJob:
 
 def build_scheduler(
     *,
-    cycle: TrackedJob,
+    cycle: TrackedJob | None,
     interval_s: float,
     delivery: TrackedJob,
     delivery_interval_s: float,
 ) -> AsyncIOScheduler:
-    """An `AsyncIOScheduler` with the cycle (starting now) and the outbox drain."""
+    """An `AsyncIOScheduler` with the cycle as `CYCLE_JOB` (starting now; None: the caller
+    adds one job per project) and the outbox drain."""
     scheduler = AsyncIOScheduler(timezone=UTC)
-    add_periodic(scheduler, cycle, job_id=CYCLE_JOB, interval_s=interval_s, start_now=True)
+    if cycle is not None:
+        add_periodic(scheduler, cycle, job_id=CYCLE_JOB, interval_s=interval_s, start_now=True)
     add_periodic(scheduler, delivery, job_id=DELIVERY_JOB, interval_s=delivery_interval_s)
     return scheduler
 

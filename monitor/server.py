@@ -1,7 +1,8 @@
 """The monitor's own HTTP endpoints: /metrics, /healthz, /readyz and a read-only /api/status.
 
-`make_app` builds the aiohttp application from a `Metrics` and a `Health`; `start_server` runs
-it on an `AppRunner` that leaves signal handling to the composition root. Nothing here writes
+`make_app` builds the aiohttp application from a `Metrics` and a `Health` (or a replica's
+role-aware view of it, whose role /readyz also shows); `start_server` runs it on an
+`AppRunner` that leaves signal handling to the composition root. Nothing here writes
 state: every route is a GET that reads what the cycle has recorded (other methods get 405).
 With `Credentials`, everything but the probes asks for them (401 with `WWW-Authenticate`),
 compared in constant time. Deliberately not here: what the
@@ -16,11 +17,11 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from monitor.health import Health
 from monitor.metrics import Metrics
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -61,6 +62,23 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+class Probes(Protocol):
+    """What /healthz and /readyz answer from: `monitor.health.Health`, or a replica's
+    role-aware view of it (`monitor.leadership.RoleProbes`)."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether /readyz answers 200."""
+        ...
+
+    def snapshot(self) -> dict[str, object]:
+        """The /healthz body; its `healthy` decides the status."""
+        ...
+
+
+RoleView = Callable[[], Mapping[str, object]]
+"""What /readyz adds to its body about this replica (its `role`: leader or standby)."""
+
 StatusViews = Callable[[], Awaitable[Mapping[str, object]]]
 """Returns a read-only, JSON-able view of targets and outbox for `/api/status` (it may read
 the store, so it is awaited)."""
@@ -72,10 +90,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def make_app(
     metrics: Metrics,
-    health: Health,
+    health: Probes,
     *,
     views: StatusViews | None = None,
     credentials: Credentials | None = None,
+    role: RoleView | None = None,
 ) -> web.Application:
     """The HTTP application serving metrics, probes and the status view."""
 
@@ -99,7 +118,9 @@ def make_app(
 
     async def readyz(_: web.Request) -> web.Response:
         ready = health.ready
-        body = {"status": "ready" if ready else "not_ready", "ready": ready}
+        body: dict[str, object] = {"status": "ready" if ready else "not_ready", "ready": ready}
+        if role is not None:
+            body.update(role())
         return web.json_response(body, status=200 if ready else 503, dumps=_dumps)
 
     async def status(_: web.Request) -> web.Response:

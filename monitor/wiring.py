@@ -9,6 +9,7 @@ that a previewed message is built by exactly the code the daemon sends with.
 from __future__ import annotations
 
 import ssl
+from dataclasses import replace
 from types import TracebackType
 
 import aiohttp
@@ -19,6 +20,7 @@ from monitor.config import (
     AlertmanagerSinkSettings,
     ConsoleSinkSettings,
     DingTalkSinkSettings,
+    DliSettings,
     FeishuSinkSettings,
     Settings,
     TokenAuthSettings,
@@ -100,9 +102,16 @@ class SessionPool:
         self._sessions.clear()
 
 
-def build_auth(settings: Settings, sessions: SessionPool, clock: Clock) -> Auth:
-    """The request authenticator the config asks for."""
-    auth = settings.dli.auth
+def build_auth(
+    dli: Settings | DliSettings, sessions: SessionPool, clock: Clock, *, setting: str = "dli"
+) -> Auth:
+    """The request authenticator one project's settings ask for (each has its own token cache).
+
+    `dli` is the project's settings (given whole settings: the first project's); `setting`
+    names where they are configured, for the TLS warning (`dli` or `dli[1]`)."""
+    if isinstance(dli, Settings):
+        dli = dli.projects[0].dli
+    auth = dli.auth
     if isinstance(auth, AkSkAuthSettings):
         token = auth.security_token.get_secret_value() if auth.security_token else None
         return AkSkAuth(
@@ -113,23 +122,32 @@ def build_auth(settings: Settings, sessions: SessionPool, clock: Clock) -> Auth:
         )
     if isinstance(auth, TokenAuthSettings):
         return IamTokenAuth(
-            sessions.get(auth.tls, setting="dli.auth.tls"),
+            sessions.get(auth.tls, setting=f"{setting}.auth.tls"),
             iam_endpoint=str(auth.iam_endpoint),
             domain_name=auth.domain_name,
             username=auth.username,
             password=auth.password.get_secret_value(),
-            project_id=settings.dli.project_id,
+            project_id=dli.project_id,
             clock=clock,
         )
     return NoAuth()
 
 
 def build_sinks(
-    settings: Settings, sessions: SessionPool, clock: Clock = utc_now
+    settings: Settings,
+    sessions: SessionPool,
+    clock: Clock = utc_now,
+    *,
+    instance: str | None = None,
 ) -> dict[str, Sink]:
-    """One sink per configured entry, keyed by its name."""
-    context = MessageContext.from_endpoint(settings.dli.endpoint)
-    project = settings.dli.project_id
+    """One sink per configured entry, keyed by its name; `instance` (this replica's lease
+    holder id, with shared state) is the webhook sinks' `X-DLI-Monitor-Instance`."""
+    projects = settings.projects
+    context = replace(
+        MessageContext.from_endpoint(projects[0].dli.endpoint),
+        console_urls={p.name: console_link(p.dli.endpoint, p.region) for p in projects},
+    )
+    project = {p.name: p.dli.project_id for p in projects}
     sinks: dict[str, Sink] = {}
     for index, entry in enumerate(settings.sinks):
         session = sessions.get(entry.tls, setting=f"sinks[{index}].tls")
@@ -144,6 +162,7 @@ def build_sinks(
                 headers={k: v.get_secret_value() for k, v in entry.headers.items()},
                 secret=entry.secret.get_secret_value() if entry.secret else None,
                 clock=clock,
+                instance=instance,
             )
         elif isinstance(entry, ConsoleSinkSettings):
             sinks[entry.name] = ConsoleSink(entry.name)
@@ -199,19 +218,19 @@ def _alertmanager(
     basic = None
     if entry.basic_auth is not None:
         basic = (entry.basic_auth.username, entry.basic_auth.password.get_secret_value())
-    link = console_link(settings.dli.endpoint)
+    links = {p.name: console_link(p.dli.endpoint, p.region) for p in settings.projects}
     return AlertmanagerSink(
         entry.name,
         str(entry.url),
         session=session,
-        project_id=settings.dli.project_id,
+        project_id={p.name: p.dli.project_id for p in settings.projects},
         resolve_timeout_s=entry.resolve_timeout,
         max_alert_age_s=entry.max_alert_age,
         timeout_s=timeout,
         labels=dict(entry.labels),
         basic_auth=basic,
         bearer_token=entry.bearer_token.get_secret_value() if entry.bearer_token else None,
-        console_url=lambda _job: link,
+        console_url=lambda event: links.get(event.project),
         clock=clock,
     )
 

@@ -30,6 +30,8 @@ pytest_plugins = ["tests.pg_fixtures"]
 PROJECT = "0123456789abcdef0123456789abcdef"
 AK = "AKTEST00000000000001"
 SK = "CANARY-SK-integration-secret-0001"
+SINGLE = {"project": "default", "region": "local"}
+"""The project labels of the harness's single `dli:` mapping (its endpoint names no region)."""
 
 
 class FakeClock:

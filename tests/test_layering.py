@@ -26,15 +26,23 @@ ALLOWED: dict[str, set[str]] = {
     "diff": {"models"},
     "rules": {"models", "config"},
     "models_silence": {"models"},
-    "store": {"models", "models_silence", "codec", "store"},
+    "store": {"models", "models_silence", "codec", "store", "leader"},
     "leader": {"leader"},
     "shard": set(),
     "silences": {"models", "models_silence"},
     "routing": {"models", "silences", "config"},
-    "metrics": {"models", "config", "metrics_jobs", "metrics_poll", "metrics_delivery"},
+    "metrics": {
+        "models",
+        "config",
+        "metrics_jobs",
+        "metrics_poll",
+        "metrics_delivery",
+        "metrics_projects",
+    },
     "metrics_delivery": {"models"},
     "metrics_jobs": {"models"},
-    "metrics_poll": set(),
+    "metrics_poll": {"models", "metrics_jobs"},
+    "metrics_projects": {"models", "metrics_jobs"},
     "health": {"models"},
     "dli": {"models", "redact", "retry_after", "dli"},
     "sinks": {"models", "redact", "retry_after", "codec", "sinks"},
@@ -74,6 +82,26 @@ ALLOWED: dict[str, set[str]] = {
         "redact",
         "ratelimit",
         "wiring",
+        "pipeline",
+        "shard",
+        "leadership",
+    },
+    "leadership": {"config", "health", "leader", "models", "store"},
+    "pipeline": {
+        "models",
+        "config",
+        "diff",
+        "dli",
+        "store",
+        "dispatch",
+        "metrics",
+        "health",
+        "poll",
+        "routing",
+        "scheduler",
+        "shard",
+        "wiring",
+        "redact",
     },
     "wiring": {"config", "dli", "models", "ratelimit", "sinks"},
     "demo": {"app", "config", "server", "simulator"},
@@ -87,6 +115,7 @@ ALLOWED: dict[str, set[str]] = {
         "store",
         "silences",
         "preview",
+        "shard",
     },
 }
 
@@ -143,7 +172,7 @@ def test_module_imports_only_from_lower_layers(path: Path) -> None:
     assert not forbidden, f"monitor/{path.relative_to(PACKAGE)} imports {sorted(forbidden)}"
 
 
-STORE_MAY_IMPORT = {"models", "models_silence", "codec", "store"}
+STORE_MAY_IMPORT = {"models", "models_silence", "codec", "store", "leader"}
 """The store persists domain values only: it takes nothing from the layers above it."""
 
 

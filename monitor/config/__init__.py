@@ -5,6 +5,8 @@ The package re-exports its public API; the modules split it by concept:
 - `durations`: `30s`/`5m`/`1h30m` text to seconds and back.
 - `fields`: annotated value types (durations, secrets, URLs, names, queues) and their validators.
 - `models`: the pydantic models, from `Settings` (the whole file) down.
+- `dli`: `DliSettings` (one project) and `dli:` as a mapping or a list of projects, normalised
+  into `ProjectSettings` (`Settings.projects`).
 - `metrics`: `MetricsSettings`, the per-job metric series' TTL, cap and job-name filters.
 - `rules`: `RulesSettings`, the lifecycle rules' thresholds (stuck, overdue).
 - `load`: YAML reading, `${ENV}` references, `*_file` secrets, `load_settings`/`parse_settings`.
@@ -18,7 +20,13 @@ What does not live here: choosing the config path (the CLI), and turning setting
 (the composition root, `monitor.app`).
 """
 
-from monitor.config.docs import reference_table, render_effective, secret_values
+from monitor.config.dli import DliProjectSettings, ProjectSettings, region_from_endpoint
+from monitor.config.docs import (
+    describe_projects,
+    reference_table,
+    render_effective,
+    secret_values,
+)
 from monitor.config.durations import format_duration, parse_duration
 from monitor.config.errors import ConfigError
 from monitor.config.fields import ALL_QUEUES, Duration, Loc
@@ -67,6 +75,7 @@ __all__ = [
     "DeliverySettings",
     "DingTalkSinkSettings",
     "DiscordSinkSettings",
+    "DliProjectSettings",
     "DliSettings",
     "Duration",
     "FeishuSinkSettings",
@@ -75,6 +84,7 @@ __all__ = [
     "NoAuthSettings",
     "OverdueLimit",
     "PollSettings",
+    "ProjectSettings",
     "RateLimitSettings",
     "RetrySettings",
     "RulesSettings",
@@ -89,11 +99,13 @@ __all__ = [
     "TokenAuthSettings",
     "WeComSinkSettings",
     "WebhookSinkSettings",
+    "describe_projects",
     "format_duration",
     "load_settings",
     "parse_duration",
     "parse_settings",
     "reference_table",
+    "region_from_endpoint",
     "render_effective",
     "secret_values",
 ]

@@ -21,7 +21,15 @@ from pydantic import BaseModel, SecretStr
 from monitor.config.durations import format_duration
 from monitor.config.fields import Kind
 from monitor.config.models import Settings
-from monitor.config.schema import is_duration, is_model, is_union, union_tags, unwrap
+from monitor.config.schema import (
+    as_model,
+    is_duration,
+    is_model,
+    is_union,
+    list_member,
+    union_tags,
+    unwrap,
+)
 from monitor.config.sinks import WebhookSinkSettings
 from monitor.redact import MASK, redact_url
 
@@ -87,6 +95,22 @@ def secret_values(settings: Settings) -> set[str]:
     return found
 
 
+def describe_projects(settings: Settings) -> str:
+    """What `check-config` says about the DLI projects: name, region, endpoint, id, queues."""
+    projects = settings.projects
+    form = "a `dli:` list" if projects[0].listed else "a single `dli:` mapping"
+    lines = [f"# {len(projects)} DLI project(s), from {form}:"]
+    for project in projects:
+        keys = ", ".join(project.key(target) for target in project.targets)
+        lines.append(
+            f"#   {project.name}: region {project.region},"
+            f" endpoint {redact_url(project.dli.endpoint)},"
+            f" project_id {project.dli.project_id},"
+            f" queues {', '.join(project.targets)} (state keys: {keys})"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # --- documenting -------------------------------------------------------------------------
 
 
@@ -147,6 +171,9 @@ def _rows(
             yield from _rows(inner, path + ".")
         elif (tags := union_tags(inner)) is not None:
             yield from _union_rows(tags, path + ".")
+        elif (one := as_model(inner)) is not None and (many := list_member(inner)) is not None:
+            yield from _rows(one, path + ".")
+            yield from _rows(many, path + "[].", only="list", skip=frozenset(one.model_fields))
 
 
 def _union_rows(tags: dict[str, type[BaseModel]], prefix: str) -> Iterator[list[str]]:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from monitor.config.fields import Loc
 from monitor.config.models import Settings
-from monitor.config.schema import child, is_model, union_tags, unwrap
+from monitor.config.schema import as_model, child, union_tags
 
 
 class ConfigError(Exception):
@@ -55,8 +55,8 @@ def convert(exc: ValidationError) -> Iterator[tuple[Loc, str]]:
 
 
 def _did_you_mean(key: str | int, parent: object) -> str:
-    parent = unwrap(parent)
-    names = list(parent.model_fields) if is_model(parent) else []
+    model = as_model(parent)
+    names = list(model.model_fields) if model is not None else []
     close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.7)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -41,6 +41,16 @@ class Kind:
 def problem(loc: Loc, message: str) -> InitErrorDetails:
     """A validation error at `loc` below the value being validated."""
     return {"type": PydanticCustomError("config", message), "loc": loc, "input": None}
+
+
+def reraisable(error: Any) -> InitErrorDetails:
+    """A reported validation error turned back into one that can be raised again."""
+    detail: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": None}
+    if "ctx" in error:
+        detail["ctx"] = error["ctx"]
+    if error["type"] == "config":
+        detail["type"] = PydanticCustomError("config", error["msg"])
+    return detail
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Kind("duration")]
@@ -138,4 +148,16 @@ def _queues(value: object) -> list[str] | Literal["*"]:
 
 Queues = Annotated[
     list[str] | Literal["*"], PlainValidator(_queues), Kind('list of queue names, or "*"')
+]
+
+
+def _optional_queues(value: object) -> list[str] | Literal["*"] | None:
+    """`_queues`, or None when the key is left out (a `dli:` list names queues per project)."""
+    return None if value is None else _queues(value)
+
+
+OptionalQueues = Annotated[
+    list[str] | Literal["*"] | None,
+    PlainValidator(_optional_queues),
+    Kind('list of queue names, or "*"'),
 ]

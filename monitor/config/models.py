@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     Field,
@@ -21,105 +22,54 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
 from monitor.config.base import ConfigModel as _Model
+from monitor.config.dli import (
+    AkSkAuthSettings,
+    AuthSettings,
+    DliConfig,
+    DliProjectSettings,
+    DliSettings,
+    NoAuthSettings,
+    ProjectSettings,
+    RetrySettings,
+    TokenAuthSettings,
+    projects_of,
+)
 from monitor.config.fields import (
     Duration,
-    HttpUrl,
+    Kind,
+    OptionalQueues,
     OptionalSecret,
     PositiveDuration,
-    ProjectId,
-    Queues,
-    Secret,
     SecretFile,
     SinkName,
     Text,
     problem,
+    reraisable,
 )
 from monitor.config.metrics import MetricsSettings
 from monitor.config.routing import RouteSettings, sink_name_problems
 from monitor.config.rules import RulesSettings
 from monitor.config.sinks import SinkSettings
-from monitor.config.tls import TlsSettings
 
-
-class AkSkAuthSettings(_Model):
-    """AK/SK request signing (recommended by Huawei Cloud)."""
-
-    type: Literal["aksk"] = Field(description="Sign every request with an access key pair.")
-    access_key: Secret = Field(description="Access key id (AK).")
-    access_key_file: SecretFile = Field(default=None, description="File holding the AK instead.")
-    secret_key: Secret = Field(description="Secret access key (SK).")
-    secret_key_file: SecretFile = Field(default=None, description="File holding the SK instead.")
-    security_token: OptionalSecret = Field(
-        default=None, description="Security token of temporary credentials; empty = none."
-    )
-    security_token_file: SecretFile = Field(
-        default=None, description="File holding the security token instead."
-    )
-
-
-class TokenAuthSettings(_Model):
-    """An IAM user token, fetched with a password and refreshed before it expires."""
-
-    type: Literal["token"] = Field(description="Authenticate with an IAM token.")
-    iam_endpoint: HttpUrl = Field(
-        default="https://iam.myhuaweicloud.com", description="IAM endpoint that issues tokens."
-    )
-    tls: TlsSettings | None = Field(default=None, description="TLS checks of the IAM endpoint.")
-    domain_name: Text = Field(description="Account (domain) name the IAM user belongs to.")
-    username: Text = Field(description="IAM user name.")
-    password: Secret = Field(description="IAM user password.")
-    password_file: SecretFile = Field(
-        default=None, description="File holding the password instead."
-    )
-
-
-class NoAuthSettings(_Model):
-    """No authentication (the simulator, or a trusted proxy that signs for us)."""
-
-    type: Literal["none"] = Field(description="Send requests unauthenticated.")
-
-
-AuthSettings = Annotated[
-    AkSkAuthSettings | TokenAuthSettings | NoAuthSettings, Field(discriminator="type")
+__all__ = [
+    "AkSkAuthSettings",
+    "AuthSettings",
+    "DeliverySettings",
+    "DliProjectSettings",
+    "DliSettings",
+    "NoAuthSettings",
+    "PollSettings",
+    "ProjectSettings",
+    "RetrySettings",
+    "ServerAuthSettings",
+    "ServerSettings",
+    "Settings",
+    "StateSettings",
+    "TokenAuthSettings",
 ]
-
-
-class RetrySettings(_Model):
-    """How a failed DLI request is retried within one cycle."""
-
-    attempts: int = Field(default=4, ge=1, description="Tries per request, the first included.")
-    backoff: list[Duration] = Field(
-        default=[1.0, 2.0, 4.0], min_length=1, description="Waits between tries; the last repeats."
-    )
-
-
-class DliSettings(_Model):
-    """Where DLI is and how to talk to it."""
-
-    endpoint: HttpUrl = Field(
-        description="DLI endpoint, e.g. https://dli.cn-north-4.myhuaweicloud.com (http: simulator)."
-    )
-    project_id: ProjectId = Field(description="Project id (1-64 letters/digits) in API paths.")
-    auth: AuthSettings = Field(description="How requests are authenticated.")
-    page_size: int = Field(
-        default=100, ge=1, le=1000, description="Jobs per listing page (1-1000)."
-    )
-    request_timeout: PositiveDuration = Field(
-        default=10.0, description="Timeout of one HTTP request."
-    )
-    max_requests_per_minute: int = Field(
-        default=60, ge=0, description="Request budget against DLI; 0 = unlimited."
-    )
-    retry: RetrySettings = Field(default_factory=RetrySettings, description="Request retries.")
-    tls: TlsSettings | None = Field(default=None, description="TLS checks of the DLI endpoint.")
-    max_concurrency: int = Field(
-        default=4,
-        ge=1,
-        description="DLI requests in flight at once (listings, pages and state calls).",
-    )
 
 
 class PollSettings(_Model):
@@ -160,12 +110,80 @@ class PollSettings(_Model):
 
 
 class StateSettings(_Model):
-    """Where the snapshot and the outbox are kept."""
+    """Where the snapshot and the outbox are kept: a SQLite file, or PostgreSQL (`url`)."""
 
     path: Path = Field(
         default=Path("./dli-monitor.db"),
-        description="SQLite file (relative to the working directory; `:memory:` for tests).",
+        description="SQLite file (relative to the working directory; `:memory:` for tests);"
+        " used when `url` is not set.",
     )
+    url: Annotated[str, Kind("URL")] | None = Field(
+        default=None,
+        description="PostgreSQL instead of the file, shared by a leader and its standbys:"
+        " `postgresql://user@host:port/db`, without a password (see `password_file`).",
+    )
+    password: OptionalSecret = Field(
+        default=None,
+        description="PostgreSQL password; none = `PGPASSWORD` or `~/.pgpass`.",
+    )
+    password_file: SecretFile = Field(
+        default=None, description="File holding the PostgreSQL password instead."
+    )
+    lease_ttl: Duration = Field(
+        default=5.0,
+        ge=0.3,
+        le=300,
+        description="With `url`: how long the leader's lease in PostgreSQL lasts unrenewed"
+        " (renewed every third of it); a standby takes over within twice this after the"
+        " leader dies, freezes or loses the database.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return postgres_url(value.strip())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _password_needs_url(
+        cls, data: object, handler: ModelWrapValidatorHandler[StateSettings]
+    ) -> StateSettings:
+        result = handler(data)
+        if result.password is not None and result.url is None:
+            key = "password_file" if result.password_file is not None else "password"
+            message = "a PostgreSQL password needs state.url (the SQLite file has none)"
+            raise ValidationError.from_exception_data("state", [problem((key,), message)])
+        return result
+
+    @property
+    def location(self) -> str | Path:
+        """What `open_store` takes: the PostgreSQL URL when set, else the SQLite path."""
+        return self.url if self.url is not None else self.path
+
+    def password_value(self) -> str | None:
+        """The PostgreSQL password in clear (only to hand to the driver), or None."""
+        return None if self.password is None else self.password.get_secret_value()
+
+
+def postgres_url(text: str, *, password_hint: str = "state.password_file") -> str:
+    """`text` when it is a password-free `postgresql://` URL, else ValueError (value not shown);
+    `password_hint` names where the password goes instead."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port
+    except ValueError:
+        raise ValueError("not a valid URL: use postgresql://user@host:port/db") from None
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql:// (or postgres://) URL")
+    query_keys = {key.lower() for key, _ in parse_qsl(parts.query)}
+    if parts.password is not None or "password" in query_keys:
+        raise ValueError(
+            "must not hold a password: write it to a file (a mounted Secret) and name that file"
+            f" in {password_hint}"
+        )
+    return text
 
 
 class ServerAuthSettings(_Model):
@@ -263,8 +281,15 @@ class DeliverySettings(_Model):
 class Settings(_Model):
     """The whole configuration file."""
 
-    dli: DliSettings = Field(description="The DLI service to poll.")
-    queues: Queues = Field(description='Queues to watch: a list of names, or "*" for all jobs.')
+    dli: DliConfig = Field(
+        description="The DLI project to poll (a mapping, with the top-level `queues`), or a list"
+        " of projects, each with its own `name`, `queues`, credentials and request budget."
+    )
+    queues: OptionalQueues = Field(
+        default=None,
+        description='Queues to watch with a single `dli:` mapping: a list of names, or "*" for'
+        " all jobs (required then; with a `dli:` list each entry has its own).",
+    )
     poll: PollSettings = Field(default_factory=PollSettings, description="Polling.")
     state: StateSettings = Field(default_factory=StateSettings, description="Persistence.")
     server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
@@ -299,6 +324,7 @@ class Settings(_Model):
     ) -> Settings:
         raw = data if isinstance(data, dict) else {}
         problems = sink_name_problems(raw.get("routes"), raw.get("default_sinks"), raw.get("sinks"))
+        problems += _queue_problems(raw)
         try:
             result = handler(data)
         except ValidationError as exc:
@@ -309,6 +335,11 @@ class Settings(_Model):
         if problems:
             raise ValidationError.from_exception_data("Settings", problems)
         return result
+
+    @property
+    def projects(self) -> tuple[ProjectSettings, ...]:
+        """Every DLI project to poll, from either form of `dli:` (see `monitor.config.dli`)."""
+        return projects_of(self.dli, self.queues)
 
     @field_validator("sinks", mode="wrap")
     @classmethod
@@ -335,9 +366,19 @@ class Settings(_Model):
 
 def _detail(error: Any) -> InitErrorDetails:
     """A reported error turned back into one that can be raised again."""
-    detail: InitErrorDetails = {"type": error["type"], "loc": error["loc"], "input": None}
-    if "ctx" in error:
-        detail["ctx"] = error["ctx"]
-    if error["type"] == "config":
-        detail["type"] = PydanticCustomError("config", error["msg"])
-    return detail
+    return reraisable(error)
+
+
+def _queue_problems(raw: dict[Any, Any]) -> list[InitErrorDetails]:
+    """Top-level `queues` goes with a `dli:` mapping, and only with one."""
+    listed = isinstance(raw.get("dli"), list)
+    if listed and raw.get("queues") is not None:
+        return [
+            problem(
+                ("queues",),
+                "not used with a `dli:` list: give each project its own queues (dli[0].queues)",
+            )
+        ]
+    if not listed and raw.get("queues") is None:
+        return [problem(("queues",), "field required")]
+    return []

@@ -115,6 +115,11 @@ class QuietHoursSettings(ConfigModel):
 class RouteMatch(ConfigModel):
     """Conditions on an event; all given ones must hold, and a list means any of its values."""
 
+    project: Glob | None = Field(
+        default=None,
+        description="Project name glob, e.g. prod-*; a single `dli:` mapping's project is"
+        " `default`.",
+    )
     queue: Glob | None = Field(default=None, description="Queue name glob, e.g. etl_*.")
     job_name: Regex | None = Field(
         default=None, description="Regex the whole job name must match (e.g. nightly_.*)."

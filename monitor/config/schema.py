@@ -38,9 +38,32 @@ def is_model(node: object) -> typing.TypeGuard[type[BaseModel]]:
     return isinstance(node, type) and issubclass(node, BaseModel)
 
 
+def as_model(node: object) -> type[BaseModel] | None:
+    """The model a value of type `node` is (the mapping member of a one-or-many union)."""
+    node = unwrap(node)
+    if is_model(node):
+        return node
+    if is_union(node):
+        return next((arg for arg in typing.get_args(node) if is_model(arg)), None)
+    return None
+
+
+def list_member(node: object) -> type[BaseModel] | None:
+    """The model of the list member of a one-or-many union such as `dli:` (else None)."""
+    node = unwrap(node)
+    if not is_union(node):
+        return None
+    for arg in typing.get_args(node):
+        if typing.get_origin(arg) is list and is_model(inner := unwrap(typing.get_args(arg)[0])):
+            return inner
+    return None
+
+
 def child(node: object, part: str | int) -> object:
     """The type of key or index `part` below a value of type `node` (None when unknown)."""
     node = unwrap(node)
+    if is_union(node) and union_tags(node) is None and (many := list_member(node)) is not None:
+        return list_member_child(node, many, part)
     if is_model(node) and isinstance(part, str):
         info = node.model_fields.get(part)
         return info.annotation if info else None
@@ -73,3 +96,10 @@ def is_duration(annotation: object, metadata: list[Any]) -> bool:
         args = typing.get_args(annotation)
         return is_duration(args[0], list(annotation.__metadata__))  # type: ignore[attr-defined]
     return any(is_duration(arg, []) for arg in typing.get_args(annotation))
+
+
+def list_member_child(node: object, many: type[BaseModel], part: str | int) -> object:
+    """`child` of a one-or-many union: an index goes into the list, a key into the mapping."""
+    if isinstance(part, int):
+        return many
+    return child(as_model(node), part)

@@ -20,7 +20,9 @@ from pydantic import AfterValidator, Field
 from monitor.config.base import ConfigModel
 from monitor.config.fields import Kind
 
-TEMPLATE_NAMES = frozenset({"event", "job", "console_url", "digest", "severity", "default_title"})
+TEMPLATE_NAMES = frozenset(
+    {"event", "job", "project", "region", "console_url", "digest", "severity", "default_title"}
+)
 """The top-level names a template may use (see the README's "Message templates")."""
 MAX_TEMPLATE_CHARS = 4000
 

@@ -4,6 +4,11 @@
 lifecycle rules, and writes snapshot rows, events, outbox rows, rule state and the poll mark
 in one store transaction; then it updates the in-memory snapshot and the metrics.
 
+Targets are named by queue (or `*`) here, as the poller names them; the store, the differ's
+event ids and the job metrics see the project's store key of the target (`ProjectRef.key`:
+the bare queue for the single form, `<project>/<queue>` for a listed project), and every event
+is stamped with its project and region before it is committed.
+
 What is known of a target: the in-memory snapshot, plus the stored records of any job the
 observation shows that memory does not hold. In incremental mode memory keeps only active jobs
 and those that ended within `keep_ended_s` (without their log lines); history stays in the
@@ -22,7 +27,7 @@ import structlog
 from monitor.config.rules import RulesSettings
 from monitor.diff import Baseline, diff
 from monitor.metrics import Metrics
-from monitor.models import Event, EventKind, Job, PollMark, QueueResult
+from monitor.models import Event, EventKind, Job, PollMark, ProjectRef, QueueResult
 from monitor.poll.observation import Observation
 from monitor.routing import Router, RoutingPass
 from monitor.rules import evaluate
@@ -43,8 +48,11 @@ class Committer:
         baseline: Baseline,
         rules: RulesSettings,
         keep_ended_s: float | None,
+        project: ProjectRef | None = None,
     ) -> None:
-        """`keep_ended_s` None keeps every job in memory (full mode)."""
+        """`keep_ended_s` None keeps every job in memory (full mode); `project` is the DLI
+        project the targets belong to (default: the single form's)."""
+        self._project = project or ProjectRef()
         self._store = store
         self._metrics = metrics
         self._router = router
@@ -61,10 +69,11 @@ class Committer:
         """What memory holds of a target (loaded from the store on first use)."""
         if target not in self._snapshots:
             since = None if self._keep_ended_s is None else now - self._ended_window
-            state = await self._store.load_target(target, ended_since=since)
+            key = self._project.key(target)
+            state = await self._store.load_target(key, ended_since=since)
             self._snapshots[target] = dict(state.jobs) if state is not None else None
             if since is not None and state is not None:
-                history = Counter(await self._store.count_jobs(target))
+                history = Counter(await self._store.count_jobs(key))
                 history.subtract(_tally(state.jobs.values()))
                 self._history[target] = +history
         return self._snapshots[target]
@@ -72,8 +81,14 @@ class Committer:
     async def mark(self, target: str) -> PollMark | None:
         """Where incremental polling of a target stands (loaded on first use)."""
         if target not in self._marks:
-            self._marks[target] = await self._store.poll_mark(target)
+            self._marks[target] = await self._store.poll_mark(self._project.key(target))
         return self._marks[target]
+
+    def forget(self) -> None:
+        """Drop the snapshots, marks and counted history held in memory (reloaded on use)."""
+        self._snapshots.clear()
+        self._marks.clear()
+        self._history.clear()
 
     @property
     def _ended_window(self) -> timedelta:
@@ -82,17 +97,18 @@ class Committer:
     async def commit(self, target: str, observation: Observation, now: datetime) -> QueueResult:
         """Diff, evaluate the rules and commit one target's observation; returns its result."""
         self._note(target, observation)
+        key = self._project.key(target)
         previous = await self.snapshot(target, now)
         known, stored = previous, {}
         if previous is not None:
             unknown = [job_id for job_id in observation.sightings if job_id not in previous]
-            stored = await self._store.lookup_jobs(target, unknown) if unknown else {}
+            stored = await self._store.lookup_jobs(key, unknown) if unknown else {}
             known = {**previous, **stored} if stored else previous
         mark = observation.mark
         result = diff(
             known,
             observation.sightings,
-            target=target,
+            target=key,
             now=now,
             confirmed=observation.confirmed,
             baseline=self._baseline,
@@ -101,14 +117,15 @@ class Committer:
         )
         events, history = result.events, None
         if previous is not None:  # the baseline stays silent, rules included
-            memory = await self._store.load_rule_memory(target)
+            memory = await self._store.load_rule_memory(key)
             outcome = evaluate(
-                result.snapshot, events, memory, target=target, now=now, settings=self._rules
+                result.snapshot, events, memory, target=key, now=now, settings=self._rules
             )
             events, history = outcome.events, outcome.update
+        events = tuple(self._stamp(event) for event in events)
         routing = await self._router.for_commit(now)
         inserted = await self._store.commit_poll(
-            target,
+            key,
             upserts=result.upserts,
             removals=result.removals,
             events=events,
@@ -121,17 +138,24 @@ class Committer:
         kept = self._keep(result.snapshot, now)
         self._snapshots[target] = kept
         counted = self._rehome(target, result.snapshot, kept, stored)
-        self._metrics.set_snapshot(target, kept.values(), counted)
-        self._count(inserted, observation, routing)
+        self._metrics.set_snapshot(key, kept.values(), counted, project=self._project)
+        self._count(target, inserted, observation, routing)
         if previous is None:
             log.info("baseline recorded", jobs=len(result.snapshot))
         return QueueResult(
-            target=target,
+            target=key,
             ok=True,
             jobs=len(kept),
             events=len(inserted),
             baseline=previous is None,
         )
+
+    def _stamp(self, event: Event) -> Event:
+        """The event with the project (and region) it belongs to."""
+        project = self._project
+        if event.project == project.name and event.region == project.region:
+            return event
+        return dataclasses.replace(event, project=project.name, region=project.region)
 
     def _keep(self, snapshot: dict[str, Job], now: datetime) -> dict[str, Job]:
         """What memory keeps: all (full mode), or active and recently ended jobs, compacted."""
@@ -168,19 +192,22 @@ class Committer:
 
     def _note(self, target: str, observation: Observation) -> None:
         """Count and log (once per raw value) what the API sent that we could not use."""
-        self._metrics.observe_pages(target, observation.pages)
+        self._metrics.observe_pages(target, observation.pages, project=self._project)
         if observation.malformed:
-            self._metrics.observe_malformed(target, observation.malformed)
+            self._metrics.observe_malformed(target, observation.malformed, project=self._project)
             log.warning("malformed job records skipped", count=observation.malformed)
         for raw in sorted(observation.unknown_states - self._unknown_logged):
             self._unknown_logged.add(raw)
             log.warning("unknown job state; treated as unknown", raw_state=raw)
 
-    def _count(self, inserted: list[Event], observation: Observation, routing: RoutingPass) -> None:
+    def _count(
+        self, target: str, inserted: list[Event], observation: Observation, routing: RoutingPass
+    ) -> None:
+        project = self._project
         for event in inserted:
-            self._count_event(event)
+            self._count_event(target, event)
             if event.job.id in observation.reconciled:
-                self._metrics.poll.observe_discrepancy(event.queue)
+                self._metrics.poll.observe_discrepancy(event.queue, project=project)
                 log.warning(
                     "reconciliation found a change incremental polling missed",
                     job_id=event.job.id,
@@ -188,21 +215,21 @@ class Committer:
                     to_state=event.to_state.value if event.to_state else None,
                 )
         for event, silence in routing.silenced:
-            self._metrics.observe_muted(event.queue, "silenced")
+            self._metrics.observe_muted(event.queue, "silenced", project=project)
             log.info("event silenced", job_name=event.job.name, silence=silence.id)
         for event in routing.unrouted:
-            self._metrics.observe_muted(event.queue, "unrouted")
+            self._metrics.observe_muted(event.queue, "unrouted", project=project)
 
-    def _count_event(self, event: Event) -> None:
+    def _count_event(self, target: str, event: Event) -> None:
         if event.kind.is_rule:  # not a state change: no transition, no finished job
             return
         if event.to_state is not None and event.to_state.is_terminal:
-            self._metrics.observe_finished(event.job, event.target)
+            self._metrics.observe_finished(event.job, target, project=self._project)
         from_state = event.from_state.value if event.from_state else "none"
         to_state = event.to_state.value if event.to_state else "vanished"
         if event.kind is EventKind.APPEARED:
             from_state = "none"
-        self._metrics.record_transition(event.queue, from_state, to_state)
+        self._metrics.record_transition(event.queue, from_state, to_state, project=self._project)
 
 
 def _tally(jobs: Iterable[Job]) -> Counter[tuple[str, str]]:

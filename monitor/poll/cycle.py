@@ -7,7 +7,11 @@ activity), falling back to a full listing for a target whose newest-first order 
 Each observation then goes to the `Committer` (differ, rules, one store transaction). A target
 whose observation fails keeps its old snapshot and produces no event; others go on. The clock
 is read once per cycle and passed down; the cycle's summary line carries its request count
-and CPU time.
+and CPU time. A `Cycle` polls one DLI project (`ProjectRef`): its client, budget and targets
+are that project's, its log lines, metrics and health records name it, and the store sees
+its targets under the project's keys; the daemon runs one cycle per project. A commit the
+store refuses because this replica no longer leads (`StoreFencedOff`) ends the cycle with that
+exception once every target is done: no report, no delivery (`monitor.leadership` handles it).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from monitor.dli.client import DliClient
 from monitor.dli.errors import DliError
 from monitor.health import Health
 from monitor.metrics import Metrics
-from monitor.models import Clock, CycleReport, Job, QueueResult, utc_now
+from monitor.models import Clock, CycleReport, Job, ProjectRef, QueueResult, utc_now
 from monitor.poll.commit import Committer
 from monitor.poll.full import observe_full
 from monitor.poll.incremental import IncrementalPoller
@@ -36,7 +40,7 @@ from monitor.poll.observation import Observation
 from monitor.poll.plan import Planner
 from monitor.poll.reasons import error_code, reason
 from monitor.routing import Router
-from monitor.store import Store, StoreWriteError
+from monitor.store import Store, StoreFencedOff, StoreWriteError
 
 log = structlog.get_logger(__name__)
 
@@ -72,10 +76,13 @@ class Cycle:
         rules: RulesSettings | None = None,
         incremental: IncrementalPoller | None = None,
         planner: Planner | None = None,
+        project: ProjectRef | None = None,
     ) -> None:
         """`rules` are the lifecycle rules' thresholds (None = defaults); `incremental` None
         means full mode; `planner` stretches the interval to the request budget (full mode
-        takes the incremental poller's when none is given)."""
+        takes the incremental poller's when none is given); `project` is the DLI project
+        polled (default: the single form's)."""
+        self._project = project or ProjectRef()
         self._client = client
         self._store = store
         self._dispatcher = dispatcher
@@ -93,14 +100,32 @@ class Cycle:
             baseline=options.baseline,
             rules=rules if rules is not None else RulesSettings(),
             keep_ended_s=keep,
+            project=self._project,
         )
         self._failing: set[str] = set()
         self._write_failure = False
+        self._fenced: StoreFencedOff | None = None
+        """A commit refused because this replica no longer leads: the cycle ends with it."""
+
+    @property
+    def project(self) -> ProjectRef:
+        """The DLI project this cycle polls."""
+        return self._project
 
     @property
     def effective_interval_s(self) -> float | None:
         """The interval the request budget allows (None without a planner: as configured)."""
         return None if self._planner is None else self._planner.effective_interval_s
+
+    def forget(self) -> None:
+        """Drop the snapshots, marks and failure streaks held in memory; the next cycle
+        reloads them from the store (for a replica that starts leading again)."""
+        self._committer.forget()
+        if self._incremental is not None:
+            self._incremental.forget()
+        self._failing.clear()
+        self._write_failure = False
+        self._fenced = None
 
     async def run_once(self) -> CycleReport:
         """Poll every target, commit what changed, drain the outbox; never raises on API errors."""
@@ -108,18 +133,25 @@ class Cycle:
         cpu = time.process_time()
         requests = self._client.requests_sent
         now = self._clock()
-        with structlog.contextvars.bound_contextvars(cycle_id=uuid.uuid4().hex[:12]):
+        project = self._project
+        with structlog.contextvars.bound_contextvars(
+            cycle_id=uuid.uuid4().hex[:12], project=project.name, region=project.region
+        ):
             if self._incremental is None:
                 polls = (self._poll_full(target, now, started) for target in self._options.targets)
                 results = list(await asyncio.gather(*polls))
             else:
                 results = await self._poll_incremental(self._incremental, now, started)
+            if self._fenced is not None:  # no longer the leader: no report, no delivery
+                fenced, self._fenced = self._fenced, None
+                raise fenced
             spent = self._client.requests_sent - requests
-            self._metrics.poll.observe_cycle(spent)
+            self._metrics.poll.observe_cycle(spent, project=project)
             if self._planner is not None:
                 if self._incremental is None:
                     self._planner.record_core(spent)
-                self._metrics.poll.set_interval(self._planner.effective_interval_s)
+                interval = self._planner.effective_interval_s
+                self._metrics.poll.set_interval(interval, project=project)
             loop = asyncio.get_running_loop()
             delivery = await self._dispatcher.drain(
                 deadline=loop.time() + self._options.delivery_budget_s
@@ -133,7 +165,10 @@ class Cycle:
                 pending=sum(count for count, _oldest in outbox.values()),
                 duration_s=time.monotonic() - started,
             )
-            self._health.record_cycle(ok=report.ok, at=now)
+            self._health.record_cycle(
+                ok=report.ok, at=now, project=project.name, region=project.region
+            )
+            self._metrics.projects.observe_cycle(project, ok=report.ok, at=now)
             log.info(
                 "cycle completed",
                 mode="full" if self._incremental is None else "incremental",
@@ -191,7 +226,7 @@ class Cycle:
         for target in targets:
             outcome = observed.get(target)
             if isinstance(outcome, Observation) and outcome.fallback:
-                self._metrics.poll.observe_fallback(outcome.fallback)
+                self._metrics.poll.observe_fallback(outcome.fallback, project=self._project)
                 log.warning(
                     "listing order not honoured; listing in full",
                     target=target,
@@ -212,6 +247,9 @@ class Cycle:
         """Commit one observation; a bug or a disk error fails this target, not the others."""
         try:
             result = await self._committer.commit(target, observation, now)
+        except StoreFencedOff as exc:
+            self._fenced = exc
+            return QueueResult(target=self._project.key(target), ok=False, error=str(exc))
         except StoreWriteError as exc:
             self._write_failed(exc)
             return self._failed(target, started, exc)
@@ -222,7 +260,8 @@ class Cycle:
             self._write_failure = False
             self._health.record_write(error=None)
             log.info("state file writable again; snapshots advance again")
-        self._metrics.observe_poll(target, time.monotonic() - started, ok=True, now=now)
+        elapsed = time.monotonic() - started
+        self._metrics.observe_poll(target, elapsed, ok=True, now=now, project=self._project)
         if target in self._failing:
             self._failing.discard(target)
             log.info("target recovered", target=target)
@@ -241,13 +280,15 @@ class Cycle:
 
     def _failed(self, target: str, started: float, exc: BaseException) -> QueueResult:
         expected = isinstance(exc, DliError | ListingIncomplete | StoreWriteError)
+        project = self._project
         if isinstance(exc, DliError):
-            self._metrics.observe_api_error(exc.operation, error_code(exc))
+            self._metrics.observe_api_error(exc.operation, error_code(exc), project=project)
         label = reason(exc) if isinstance(exc, Exception) and expected else "other"
         error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
         if not expected and isinstance(exc, Exception) and target not in self._failing:
             log.error("poll failed unexpectedly", target=target, exc_info=exc)
-        self._metrics.observe_poll(target, time.monotonic() - started, ok=False, reason=label)
+        elapsed = time.monotonic() - started
+        self._metrics.observe_poll(target, elapsed, ok=False, reason=label, project=project)
         if target not in self._failing:
             self._failing.add(target)
             log.warning(
@@ -255,4 +296,4 @@ class Cycle:
             )
         else:
             log.debug("poll still failing", target=target, reason=label, error=error)
-        return QueueResult(target=target, ok=False, error=error, reason=label)
+        return QueueResult(target=project.key(target), ok=False, error=error, reason=label)

@@ -101,6 +101,12 @@ class IncrementalPoller:
         self._forget(tracked)
         return out
 
+    def forget(self) -> None:
+        """Drop what was learnt of the listings (ended index, reconciliation walks): after a
+        time without polling (a standby that leads again) it no longer covers every job."""
+        self._reconcilers.clear()
+        self._index = EndedIndex()
+
     def spent(self) -> int:
         """Requests made since this cycle's observation began."""
         return self._client.requests_sent - self._started_with

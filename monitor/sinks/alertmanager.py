@@ -1,15 +1,17 @@
 """The Prometheus Alertmanager sink: one active alert per job problem, via `POST /api/v2/alerts`.
 
 A failure event (`dead`/`error`/`killed`, or a job that vanished while active) fires an alert
-named `DLIBatchJobFailed` whose label set (`alertname`, `severity`, static labels, `queue`,
-`job_name`, `job_id`, `project_id`) is its identity in Alertmanager; the lifecycle rules'
-`stuck` and `overdue` events fire `DLIBatchJobStuck` and `DLIBatchJobOverdue` the same way, and
-a `recovered` event resolves like the success it accompanies. A firing alert is posted
-with `endsAt` = now + `resolve_timeout`, so the sink must re-post it (`refresh`) before then or
-Alertmanager resolves it by itself. An alert is resolved (same labels, `endsAt` = now) when:
+named `DLIBatchJobFailed` whose label set (`alertname`, `severity`, static labels, `project`,
+`region`, `queue`, `job_name`, `job_id`, `project_id`) is its identity in Alertmanager; the
+lifecycle rules' `stuck` and `overdue` events fire `DLIBatchJobStuck` and `DLIBatchJobOverdue`
+the same way, and a `recovered` event resolves like the success it accompanies. A firing alert
+is posted with `endsAt` = now + `resolve_timeout`, so the sink must re-post it (`refresh`)
+before then or Alertmanager resolves it by itself. An alert is resolved (same labels, `endsAt`
+= now) when:
 
 - a later event of the same job id is not a failure (the job moved on), or
-- a job with the same queue and job name succeeds (the next run of a failed job worked).
+- a job with the same project, queue and job name succeeds (the next run of a failed job
+  worked).
 
 Active alerts live in memory only: after a restart they are no longer re-posted and expire in
 Alertmanager after `resolve_timeout`. A digest notification is one POST holding every alert.
@@ -30,9 +32,18 @@ import aiohttp
 
 from monitor import __version__
 from monitor.codec import format_time
-from monitor.models import Clock, Event, EventKind, Job, JobState, Notification, utc_now
+from monitor.models import (
+    DEFAULT_PROJECT,
+    Clock,
+    Event,
+    EventKind,
+    Job,
+    JobState,
+    Notification,
+    utc_now,
+)
 from monitor.redact import redact_text, redact_url
-from monitor.sinks.base import SinkError, safe_text
+from monitor.sinks.base import ProjectIds, SinkError, project_lookup, safe_text
 from monitor.sinks.http import post
 
 USER_AGENT = f"dli-batch-monitor/{__version__}"
@@ -43,7 +54,9 @@ STUCK = "DLIBatchJobStuck"
 """Alert name for a job in `starting`/`recovering` too long (the `stuck` lifecycle rule)."""
 OVERDUE = "DLIBatchJobOverdue"
 """Alert name for a job running longer than its limit (the `overdue` lifecycle rule)."""
-IDENTITY_LABELS = frozenset({"alertname", "queue", "job_name", "job_id", "project_id"})
+IDENTITY_LABELS = frozenset(
+    {"alertname", "project", "region", "queue", "job_name", "job_id", "project_id"}
+)
 """Labels the sink derives from the event; static labels may not override them."""
 LOG_LINES = 5
 """How many of the job's last log lines the description carries."""
@@ -52,17 +65,19 @@ MAX_BODY_BYTES = 64 * 1024
 REFRESH_BATCH = 100
 """Alerts per POST when re-posting the active set."""
 
-ConsoleUrl = Callable[[Job], str | None]
-"""Builds the DLI console link of a job (None: no link)."""
+ConsoleUrl = Callable[[Event], str | None]
+"""Builds the DLI console link of an event's job, in its project's region (None: no link)."""
 AlertKey = tuple[tuple[str, str], ...]
 """An alert's identity: its label set, sorted."""
 
 
 @dataclass(frozen=True, slots=True)
 class AlertRules:
-    """What `render` needs besides the events: static labels, project, timeouts, links."""
+    """What `render` needs besides the events: static labels, project ids, timeouts, links.
 
-    project_id: str
+    `project_id` is one DLI project id for every event, or one per project name."""
+
+    project_id: ProjectIds
     resolve_timeout: timedelta = timedelta(minutes=5)
     labels: Mapping[str, str] = field(default_factory=dict)
     severity: str = "critical"
@@ -81,6 +96,7 @@ class Alert:
     annotations: Mapping[str, str]
     starts_at: datetime
     generator_url: str | None = None
+    project: str = DEFAULT_PROJECT
 
     @property
     def key(self) -> AlertKey:
@@ -131,6 +147,7 @@ def resolves(event: Event, alert: Alert) -> bool:
         and bool(job.name)
         and alert.job_name == job.name
         and alert.queue == job.queue
+        and alert.project == event.project
     )
 
 
@@ -173,10 +190,14 @@ def _annotations(event: Event, link: str | None) -> dict[str, str]:
         EventKind.STUCK: "is stuck",
         EventKind.OVERDUE: "is overdue",
     }.get(event.kind, "failed")
-    summary = f"DLI job {who} {what} on queue {job.queue}: {_transition(event)}"
+    summary = f"DLI job {who} {what} on queue {job.queue}{_of_project(event)}: {_transition(event)}"
     details = [
         f"Job: {job.name or '(unnamed)'} ({job.id})",
         f"Queue: {job.queue}",
+    ]
+    if event.project != DEFAULT_PROJECT:
+        details.append(f"Project: {event.project} ({event.region or 'unknown region'})")
+    details += [
         f"Transition: {_transition(event)}",
         f"Observed at: {format_time(event.observed_at)}",
     ]
@@ -208,12 +229,24 @@ def _annotations(event: Event, link: str | None) -> dict[str, str]:
     return annotations
 
 
+def _of_project(event: Event) -> str:
+    """` (project prod)` for an event of a listed project; nothing for the single form."""
+    return "" if event.project == DEFAULT_PROJECT else f" (project {event.project})"
+
+
 def build_alert(event: Event, alertname: str, rules: AlertRules) -> Alert:
     """The alert `event` fires; empty label values are left out (Alertmanager ignores them)."""
     job = event.job
     labels = {"alertname": alertname, "severity": rules.severity, **rules.labels}
-    labels.update(queue=job.queue, job_name=job.name, job_id=job.id, project_id=rules.project_id)
-    link = rules.console_url(job) if rules.console_url else None
+    labels.update(
+        project=event.project,
+        region=event.region,
+        queue=job.queue,
+        job_name=job.name,
+        job_id=job.id,
+        project_id=project_lookup(rules.project_id)(event.project),
+    )
+    link = rules.console_url(event) if rules.console_url else None
     starts = event.observed_at
     if job.update_time is not None and job.update_time < starts:
         starts = job.update_time
@@ -226,6 +259,7 @@ def build_alert(event: Event, alertname: str, rules: AlertRules) -> Alert:
         annotations=_annotations(event, link),
         starts_at=starts,
         generator_url=link,
+        project=event.project,
     )
 
 
@@ -273,7 +307,7 @@ class AlertmanagerSink:
         url: str,
         *,
         session: aiohttp.ClientSession,
-        project_id: str,
+        project_id: ProjectIds,
         resolve_timeout_s: float = 300.0,
         max_alert_age_s: float | None = 86400.0,
         timeout_s: float = 10.0,

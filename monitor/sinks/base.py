@@ -10,6 +10,7 @@ password (`safe_text`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -19,6 +20,18 @@ from monitor.retry_after import parse_retry_after
 
 EXCERPT_CHARS = 200
 """How much of a response body (after redaction) an error reason may quote."""
+
+ProjectIds = str | Mapping[str, str]
+"""A sink's `project_id` argument: one DLI project id for every event, or one per project name."""
+
+
+def project_lookup(project_ids: ProjectIds) -> Callable[[str], str]:
+    """`project_ids` as a lookup by project name (an unknown name: the empty string)."""
+    if isinstance(project_ids, str):
+        return lambda _name: project_ids
+    table = dict(project_ids)
+    return lambda name: table.get(name, "")
+
 
 _URL = re.compile(r"""(?i)\b[a-z][a-z0-9+.-]*://[^\s"'<>]+""")
 _SPACE = re.compile(r"\s+")

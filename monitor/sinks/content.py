@@ -1,10 +1,13 @@
 """The neutral content of a chat message: what an on-call person needs, before any markup.
 
 `build_message(notification, context)` turns one notification (a single event or a digest)
-into a `Message`: title, severity, facts (job, queue, transition and how long ago, duration,
-owner, job id, app id), the last log lines (redacted again here), a DLI console link and a
-footer with the event id. Each chat module turns a `Message` into its product's JSON; the
-`Markup` helpers and `truncate` are shared so every product cuts with the same "+N more" marker.
+into a `Message`: title, severity, facts (job, queue, project, transition and how long ago,
+duration, owner, job id, app id), the last log lines (redacted again here), a DLI console link
+(of the event's project, in its region) and a footer with the event id. A queue is named
+`project · queue` for a project of a `dli:` list; the single form's project (`default`) goes
+unnamed, so its messages read as they always did. Each chat module turns a `Message` into its
+product's JSON; the `Markup` helpers and `truncate` are shared so every product cuts with the
+same "+N more" marker.
 
 What does not live here: product JSON shapes (one module per product) and HTTP.
 """
@@ -12,14 +15,14 @@ What does not live here: product JSON shapes (one module per product) and HTTP.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from monitor.models import Event, EventKind, Notification
+from monitor.models import DEFAULT_PROJECT, Event, EventKind, Notification
 from monitor.redact import redact_text
 
 if TYPE_CHECKING:
@@ -47,6 +50,8 @@ class MessageContext:
     `now` is set by the sink right before rendering (so "how long ago" is relative to the
     send); render functions stay pure because they only read it from here. `templates` are
     the sink's own title/body templates (`monitor.sinks.templates`), if it has any.
+    `console_urls` holds each project's console link by project name; `console_url` is the
+    link of a project it does not list.
     """
 
     console_url: str | None = None
@@ -54,6 +59,7 @@ class MessageContext:
     log_lines: int = 5
     now: datetime | None = None
     templates: MessageTemplates | None = None
+    console_urls: Mapping[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def from_endpoint(
@@ -69,6 +75,11 @@ class MessageContext:
     def with_templates(self, templates: MessageTemplates | None) -> MessageContext:
         """This context with a sink's own templates (None or empty: the built-in message)."""
         return replace(self, templates=templates or None)
+
+    def link_for(self, events: tuple[Event, ...]) -> str | None:
+        """The console link of the events' project(s): None when they point to several."""
+        links = {self.console_urls.get(e.project, self.console_url) for e in events}
+        return links.pop() if len(links) == 1 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +110,25 @@ class Message:
     body: str = ""
 
 
-def console_link(endpoint: str) -> str | None:
-    """The DLI console URL for the region in `https://dli.<region>.myhuaweicloud.com`."""
+def console_link(endpoint: str, region: str | None = None) -> str | None:
+    """The DLI console URL for a project at `https://dli.<region>.myhuaweicloud.com`.
+
+    `region` (the project's, when configured) wins over the one in the host; an endpoint that
+    is not Huawei Cloud's own (the simulator, a proxy) gets no link."""
     try:
         host = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}").hostname or ""
     except ValueError:
         return None
     parts = host.split(".")
     if len(parts) >= 3 and parts[0] == "dli" and parts[2:] == ["myhuaweicloud", "com"]:
-        return CONSOLE_URL.format(region=parts[1])
+        return CONSOLE_URL.format(region=region or parts[1])
     return None
+
+
+def place(event: Event) -> str:
+    """Where the job runs, as messages name it: `etl`, or `prod · etl` for a listed project."""
+    queue = from_job(event.queue)
+    return queue if event.project == DEFAULT_PROJECT else f"{event.project} · {queue}"
 
 
 def format_duration(seconds: float) -> str:
@@ -197,11 +217,10 @@ def _single(event: Event, context: MessageContext) -> Message:
     job = event.job
     ago = _ago(event, context)
     transition = transition_text(event)
-    facts = [
-        Fact("Job", _name(event)),
-        Fact("Queue", from_job(job.queue)),
-        Fact("Transition", f"{transition} ({ago})" if ago else transition),
-    ]
+    facts = [Fact("Job", _name(event)), Fact("Queue", from_job(job.queue))]
+    if event.project != DEFAULT_PROJECT:
+        facts.append(Fact("Project", f"{event.project} ({event.region or 'unknown region'})"))
+    facts.append(Fact("Transition", f"{transition} ({ago})" if ago else transition))
     if streak := streak_text(event):
         facts.append(Fact("Streak", streak))
     if event.detail:
@@ -218,14 +237,14 @@ def _single(event: Event, context: MessageContext) -> Message:
     if event.kind.is_rule:
         state = event.kind.value.upper()
     return Message(
-        title=f"DLI job {_name(event)} {state} on {from_job(job.queue)}",
+        title=f"DLI job {_name(event)} {state} on {place(event)}",
         severity=severity_of((event,)),
         facts=tuple(facts),
         log_lines=logs if context.log_lines > 0 else (),
         summary=(),
         lines=(),
         more=0,
-        link=context.console_url,
+        link=context.link_for((event,)),
         footer=f"event {event.event_id}",
     )
 
@@ -233,7 +252,7 @@ def _single(event: Event, context: MessageContext) -> Message:
 def _digest(notification: Notification, context: MessageContext) -> Message:
     events = notification.events
     failures = sum(1 for e in events if e.is_failure)
-    counts = Counter((e.queue, transition_text(e)) for e in events)
+    counts = Counter((place(e), transition_text(e)) for e in events)
     summary = tuple(
         f"{queue}: {transition}: {count}"
         for (queue, transition), count in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
@@ -242,9 +261,7 @@ def _digest(notification: Notification, context: MessageContext) -> Message:
     lines = []
     for event in shown:
         ago = _ago(event, context)
-        line = (
-            f"{_name(event)} ({event.job.id}) on {from_job(event.queue)}: {transition_text(event)}"
-        )
+        line = f"{_name(event)} ({event.job.id}) on {place(event)}: {transition_text(event)}"
         lines.append(f"{line}, {ago}" if ago else line)
     title = f"DLI: {len(events)} job events"
     if failures:
@@ -257,7 +274,7 @@ def _digest(notification: Notification, context: MessageContext) -> Message:
         summary=summary,
         lines=tuple(lines),
         more=len(events) - len(shown),
-        link=context.console_url,
+        link=context.link_for(events),
         footer=f"digest {notification.notification_id} · {len(events)} events",
     )
 

@@ -156,6 +156,8 @@ def event_variables(event: Event, context: MessageContext) -> dict[str, Any]:
             "streak": event.streak,
             "streak_text": _inert(streak_text(event)),
             "detail": _inert(event.detail),
+            "project": event.project,
+            "region": event.region,
         },
         "job": {
             "id": _inert(job.id),
@@ -174,7 +176,8 @@ def event_variables(event: Event, context: MessageContext) -> dict[str, Any]:
 def template_context(
     notification: Notification, context: MessageContext, default_title: str
 ) -> dict[str, Any]:
-    """Every name a template may use: event, job, console_url, digest, severity, default_title.
+    """Every name a template may use: event, job, project, region, console_url, digest,
+    severity, default_title (`project`/`region` are the first event's, also `event.project`).
 
     For a digest, `event`/`job` are the first event's and `digest` has `count`, `failures` and
     `events` (each with its own `event` and `job`); for a single event `digest` is None.
@@ -190,7 +193,9 @@ def template_context(
         }
     return {
         **first,
-        "console_url": context.console_url,
+        "project": events[0].project,
+        "region": events[0].region,
+        "console_url": context.link_for(events),
         "digest": digest,
         "severity": severity_of(events).value,
         "default_title": default_title,

@@ -11,6 +11,11 @@ checks it inside the same transaction as `commit_poll` and as the outbox's state
 raises `StoreWriteError` without writing when this process no longer holds the lease, so a
 deposed leader can neither commit a snapshot nor record a delivery.
 
+Targets are named by their key, which the store treats as opaque text: a queue name (or `*`)
+for a single `dli:` mapping, `<project>/<queue>` for a project of a `dli:` list
+(`monitor.models.ProjectRef.key`). A silence limited to projects keeps its scope in its queue
+field as `<project glob>/<queue glob>` (`monitor.models_silence`).
+
 What does not live here: the SQL (the backends), the JSON shape of jobs and events
 (`monitor.codec`), delivery policy and retries (`monitor.dispatch`), routing (`monitor.routing`).
 """

@@ -184,6 +184,14 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def v1_event(event: Event) -> dict[str, object]:
+    """An event as the first release stored it: without `project` and `region`."""
+    data = event_to_dict(event)
+    for key in ("project", "region"):
+        data.pop(key, None)
+    return data
+
+
 def build_v1(path: Path) -> None:
     """Write a version-1 state file at `path` (replacing it) holding the rows above."""
     path.unlink(missing_ok=True)
@@ -218,7 +226,7 @@ def _insert_rows(db: sqlite3.Connection) -> None:
     for event in EVENTS:
         db.execute(
             "INSERT INTO events (event_id, target, data, created_at) VALUES (?, ?, ?, ?)",
-            (event.event_id, "etl", json.dumps(event_to_dict(event)), stamp(event.observed_at)),
+            (event.event_id, "etl", json.dumps(v1_event(event)), stamp(event.observed_at)),
         )
     for row in OUTBOX:
         db.execute(

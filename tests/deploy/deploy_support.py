@@ -118,6 +118,7 @@ def exported_sample_names() -> set[str]:
     """Every sample name the monitor's registry exposes once each kind of metric was touched."""
     metrics = Metrics(version="0.0.0")
     metrics.declare(queues=["etl"], sinks=["ops"])
+    metrics.poll.set_interval(30.0)
     metrics.observe_api_request("list_batches", "200")
     metrics.observe_poll("etl", 0.1, ok=True)
     metrics.record_transition("etl", "running", "dead")

@@ -20,6 +20,7 @@ DASHBOARD = DEPLOY / "dashboard.json"
 VARIABLES = {
     "$__rate_interval": "2m",
     "$namespace": ".*",
+    "$project": ".*",
     "$queue": ".*",
 }
 """What Grafana substitutes: the rate interval, and the regex of the "All" option."""
@@ -60,8 +61,21 @@ def test_the_dashboard_covers_jobs_transitions_polls_and_sinks(dashboard: dict[s
         "dli_monitor_poll_errors_total",
         "dli_monitor_notifications_total",
         "dli_monitor_outbox_pending",
+        "dli_monitor_project_up",
     } <= used
     assert dashboard["uid"] == "dli-batch-monitor"
+
+
+def test_every_query_of_a_queue_or_project_series_filters_and_groups_by_project(
+    dashboard: dict[str, Any],
+) -> None:
+    for expr in _exprs(dashboard):
+        if 'queue=~"$queue"' in expr:
+            assert 'project=~"$project", queue=~"$queue"' in expr, expr
+        if "by (" in expr and "queue" in expr.split("by (", 1)[1].split(")", 1)[0]:
+            assert "by (project, queue" in expr, expr
+    variables = {var["name"]: var for var in dashboard["templating"]["list"]}
+    assert "$project" in variables["queue"]["definition"]
 
 
 def test_every_panel_has_a_unique_id_a_place_and_queries_on_the_datasource_variable(
@@ -70,7 +84,7 @@ def test_every_panel_has_a_unique_id_a_place_and_queries_on_the_datasource_varia
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     variables = {var["name"] for var in dashboard["templating"]["list"]}
-    assert {"datasource", "namespace", "queue"} <= variables
+    assert {"datasource", "namespace", "project", "queue"} <= variables
     for panel in _panels(dashboard):
         assert set(panel["gridPos"]) == {"h", "w", "x", "y"}
         assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24

@@ -7,6 +7,7 @@ it to a webhook receiver. Those tests skip without the binary, and fail in CI (R
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,7 @@ def test_a_failure_fires_one_alert_with_identity_labels_ending_after_the_resolve
     assert alert["labels"] == {
         "alertname": FAILED,
         "severity": "critical",
+        "project": "default",
         "queue": "etl",
         "job_name": "nightly_etl",
         "job_id": "job-1",
@@ -129,7 +131,9 @@ def test_static_labels_are_added_may_set_severity_and_empty_job_names_are_left_o
 
 
 def test_the_description_has_what_on_call_needs_with_log_secrets_redacted() -> None:
-    rules = AlertRules(project_id=PROJECT, console_url=lambda job: f"https://console/x/{job.id}")
+    rules = AlertRules(
+        project_id=PROJECT, console_url=lambda event: f"https://console/x/{event.job.id}"
+    )
     event = make_event(
         owner="alice",
         app_id="application_1_2",
@@ -146,6 +150,40 @@ def test_the_description_has_what_on_call_needs_with_log_secrets_redacted() -> N
     assert "hunter2" not in notes["description"]
     assert notes["console_url"] == alert["generatorURL"] == "https://console/x/job-1"
     assert notes["event_id"] == event.event_id
+
+
+def test_an_alert_names_its_project_and_region_and_takes_that_projects_id_and_link() -> None:
+    rules = AlertRules(
+        project_id={"default": PROJECT, "prod": "p-prod"},
+        console_url=lambda event: f"https://console/{event.region}",
+    )
+    event = dataclasses.replace(make_event(), project="prod", region="eu-west-101")
+
+    [alert] = render(note(event), {}, now=T0, rules=rules).body
+
+    labels = alert["labels"]
+    assert (labels["project"], labels["region"], labels["project_id"]) == (
+        "prod",
+        "eu-west-101",
+        "p-prod",
+    )
+    notes = alert["annotations"]
+    summary = "DLI job nightly_etl failed on queue etl (project prod): running → dead"
+    assert notes["summary"] == summary
+    assert "Project: prod (eu-west-101)" in notes["description"]
+    assert alert["generatorURL"] == "https://console/eu-west-101"
+
+
+def test_a_success_in_another_project_does_not_resolve_a_same_named_failure() -> None:
+    failed = dataclasses.replace(make_event("job-1"), project="prod", region="r1")
+    fired = render(note(failed), {}, now=T0, rules=RULES)
+    active = {alert.key: alert for alert in fired.firing}
+    other = dataclasses.replace(
+        make_event("job-2", frm=JobState.RUNNING, to=JobState.SUCCESS), project="test"
+    )
+    assert render(note(other), active, now=T0, rules=RULES).resolved == ()
+    same = dataclasses.replace(other, project="prod", region="r1")
+    assert len(render(note(same), active, now=T0, rules=RULES).resolved) == 1
 
 
 def test_a_later_successful_run_with_the_same_name_resolves_the_earlier_failure() -> None:
@@ -462,6 +500,7 @@ async def test_a_failed_job_reaches_the_receiver_through_alertmanager_and_its_su
         "alertname": FAILED,
         "severity": "critical",
         "team": "data",
+        "project": "default",
         "queue": "etl",
         "job_name": "nightly_etl",
         "job_id": "job-1",

@@ -227,7 +227,10 @@ async def test_run_serves_probes_and_drains_on_sigterm(
             session.get(f"http://127.0.0.1:{port}/metrics") as resp,
         ):
             text = await resp.text()
-        assert 'dli_batch_jobs{queue="etl",state="dead"} 1.0' in text
+        etl = 'project="default",queue="etl",region="local"'
+        assert f'dli_batch_jobs{{{etl},state="dead"}} 1.0' in text
+        assert 'dli_monitor_project_up{project="default",region="local"} 1.0' in text
+        assert 'dli_monitor_shard_info{shard="0",total_shards="1"} 1.0' in text
         proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(proc.communicate(), 20)
     finally:
@@ -269,3 +272,116 @@ async def test_demo_comes_up_ready_without_any_config(sig: signal.Signals, tmp_p
             await proc.wait()
     assert proc.returncode == 0
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240 - the demo leaves no state file behind
+
+
+# --- projects and shards ---------------------------------------------------------------------
+
+
+def listed(harness: Harness, queues: list[str]) -> dict[str, Any]:
+    """The harness's config with its project as the one entry of a `dli:` list named `lab`."""
+    data = harness.config()
+    data["dli"] = [{**data.pop("dli"), "name": "lab", "region": "sim-1", "queues": queues}]
+    del data["queues"]
+    return data
+
+
+async def test_check_config_names_each_project_with_region_endpoint_and_queues(
+    harness: Harness, tmp_path: Path
+) -> None:
+    single = write_config(tmp_path / "single.yaml", harness.config())
+    code, out, err = await run_cli("check-config", "--config", str(single))
+    assert code == 0, err
+    assert "# 1 DLI project(s), from a single `dli:` mapping:" in out
+    assert "#   default: region local, endpoint http://127.0.0.1:" in out
+    assert "queues etl (state keys: etl)" in out
+    many = write_config(tmp_path / "listed.yaml", listed(harness, ["etl", "adhoc"]))
+    code, out, err = await run_cli("check-config", "--config", str(many))
+    assert code == 0, err
+    assert "# 1 DLI project(s), from a `dli:` list:" in out
+    assert "#   lab: region sim-1, endpoint http://127.0.0.1:" in out
+    assert "queues etl, adhoc (state keys: lab/etl, lab/adhoc)" in out
+    assert out.endswith("config is valid\n")
+    assert SK not in out + err
+
+
+@pytest.mark.parametrize(
+    ("flags", "pod", "message"),
+    [
+        (["--shard", "1"], None, "--shard 1 needs --total-shards"),
+        (["--shard", "3", "--total-shards", "3"], None, "--shard 3 is out of range"),
+        (["--total-shards", "0"], None, "--total-shards must be at least 1"),
+        (["--total-shards", "3"], None, "POD_NAME"),
+        (["--total-shards", "3"], "dli-batch-monitor", "does not end in a StatefulSet ordinal"),
+        (["--total-shards", "2"], "dli-batch-monitor-2", "has ordinal 2 but --total-shards is 2"),
+    ],
+)
+def test_bad_shard_flags_exit_2_with_a_message(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    pod: str | None,
+    message: str,
+) -> None:
+    from monitor.cli import main
+
+    config = write_config(
+        tmp_path / "c.yaml",
+        {
+            "dli": {
+                "endpoint": "http://127.0.0.1:1",
+                "project_id": PROJECT,
+                "auth": {"type": "none"},
+            },
+            "queues": ["etl"],
+        },
+    )
+    if pod is None:
+        monkeypatch.delenv("POD_NAME", raising=False)
+    else:
+        monkeypatch.setenv("POD_NAME", pod)
+    for command in ("once", "run"):
+        assert main(["--log-format", "json", command, "--config", str(config), *flags]) == 2
+        assert message in capsys.readouterr().err
+
+
+async def test_once_as_a_statefulset_pod_polls_only_the_targets_its_shard_owns(
+    live_harness: Harness, tmp_path: Path
+) -> None:
+    from monitor.shard import shard_of
+
+    queues = [f"q{index}" for index in range(8)]
+    config = write_config(tmp_path / "c.yaml", listed(live_harness, queues))
+    seen: dict[int, set[str]] = {}
+    for ordinal in range(2):
+        env = {"POD_NAME": f"dli-batch-monitor-{ordinal}"}
+        code, out, err = await run_cli(
+            "once", "--config", str(config), "--total-shards", "2", env=env
+        )
+        assert code == 0, err
+        seen[ordinal] = {line.split(":")[0] for line in out.splitlines() if ": ok;" in line}
+    expected = {i: {f"lab/{q}" for q in queues if shard_of(f"lab/{q}", 2) == i} for i in range(2)}
+    assert seen == expected
+    assert seen[0] | seen[1] == {f"lab/{q}" for q in queues} and not seen[0] & seen[1]
+
+
+async def test_silence_add_with_a_project_mutes_that_project_only(
+    harness: Harness, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", listed(harness, ["etl"]))
+    code, out, err = await run_cli(
+        "silence", "add", "--config", str(config), "--job-name", ".*", "--project", "lab",
+        "--for", "1h",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = await run_cli("silence", "list", "--config", str(config))
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert header.split("\t")[3:5] == ["PROJECT", "QUEUE"]
+    assert row.split("\t")[3:5] == ["lab", "*"]
+    code, _, err = await run_cli(
+        "silence", "add", "--config", str(config), "--job-name", ".*", "--project", "a/b",
+        "--for", "1h",
+    )  # fmt: skip
+    assert code == 2
+    assert "project glob" in err

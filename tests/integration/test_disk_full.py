@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from monitor.app import Monitor
 from monitor.store import SqliteStore
-from tests.conftest import Harness
+from tests.conftest import SINGLE, Harness
 
 
 def cap_the_file(monitor: Monitor, pages: int | None = None) -> None:
@@ -43,7 +43,7 @@ async def test_a_full_disk_holds_the_snapshot_says_so_and_recovers(
         registry = monitor.metrics.registry
         failures = registry.get_sample_value("dli_monitor_state_write_failures_total")
         reason = registry.get_sample_value(
-            "dli_monitor_poll_errors_total", {"queue": "etl", "reason": "state_write"}
+            "dli_monitor_poll_errors_total", {**SINGLE, "queue": "etl", "reason": "state_write"}
         )
         healthy, why = monitor.health.healthy()
         assert not report.ok

@@ -28,7 +28,7 @@ from monitor.poll.reasons import reason
 from monitor.scheduler import CYCLE_JOB, TrackedJob, build_scheduler, run_soon
 from monitor.sinks import WebhookSink
 from monitor.sinks.base import SinkError
-from tests.conftest import Harness, require_tool
+from tests.conftest import SINGLE, Harness, require_tool
 from tests.fakes.receiver import Receiver, Reply
 
 
@@ -101,7 +101,7 @@ async def poll_failure(harness: Harness, endpoint: str) -> str:
         counted = [
             label
             for label in ("connection", "tls", "timeout", "other")
-            if sample("dli_monitor_poll_errors_total", {"queue": "etl", "reason": label})
+            if sample("dli_monitor_poll_errors_total", {**SINGLE, "queue": "etl", "reason": label})
         ]
     assert len(counted) == 1, counted
     return counted[0]

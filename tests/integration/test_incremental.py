@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 from monitor.app import Monitor
 from monitor.simulator import World
-from tests.conftest import FakeClock, Harness, _harness
+from tests.conftest import SINGLE, FakeClock, Harness, _harness
 
 QUIET = {"interval": "30s", "mode": "incremental", "full_resync": "0s"}
 
@@ -118,7 +118,7 @@ async def test_an_order_not_honoured_falls_back_to_a_full_listing_and_says_so(
         async with harness.monitor() as monitor:
             report = await monitor.run_cycle()
             fallbacks = monitor.metrics.registry.get_sample_value(
-                "dli_monitor_poll_fallbacks_total", {"reason": "order"}
+                "dli_monitor_poll_fallbacks_total", {**SINGLE, "reason": "order"}
             )
     assert report.ok
     assert fallbacks == 1.0
@@ -221,7 +221,7 @@ async def test_reconciliation_finds_a_job_the_newest_first_walk_could_not_reach(
         harness.clock.advance(30)
         await monitor.run_cycle()
         found = monitor.metrics.registry.get_sample_value(
-            "dli_monitor_reconcile_discrepancies_total", {"queue": "etl"}
+            "dli_monitor_reconcile_discrepancies_total", {**SINGLE, "queue": "etl"}
         )
     late_events = [p for p in harness.receiver.payloads() if p["job"]["id"] == late.id]
     assert [(p["kind"], p["to_state"]) for p in late_events] == [("appeared", "dead")]
@@ -252,7 +252,7 @@ async def test_the_budget_stretches_the_interval_and_says_so_once(harness: Harne
             harness.clock.advance(5)
             await monitor.run_cycle()
             gauge = monitor.metrics.registry.get_sample_value(
-                "dli_monitor_effective_poll_interval_seconds"
+                "dli_monitor_effective_poll_interval_seconds", SINGLE
             )
             interval = monitor.interval_s
     assert interval == 4.0  # four requests a cycle at one request a second
@@ -360,7 +360,7 @@ async def test_job_counts_include_the_history_memory_does_not_hold(harness: Harn
     def counts(monitor: Monitor) -> tuple[float | None, ...]:
         registry = monitor.metrics.registry
         return tuple(
-            registry.get_sample_value("dli_batch_jobs", {"queue": "etl", "state": state})
+            registry.get_sample_value("dli_batch_jobs", {**SINGLE, "queue": "etl", "state": state})
             for state in ("running", "dead", "success")
         )
 
@@ -459,7 +459,7 @@ async def test_several_jobs_started_while_the_walk_pages_do_not_look_like_disord
     async with harness.monitor() as monitor:
         report = await monitor.run_cycle()
         fallbacks = monitor.metrics.registry.get_sample_value(
-            "dli_monitor_poll_fallbacks_total", {"reason": "order"}
+            "dli_monitor_poll_fallbacks_total", {**SINGLE, "reason": "order"}
         )
     assert report.ok and fallbacks == 0.0
     names = {name for name, _f, _t in events(harness)}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from monitor.models import JobState
-from tests.conftest import FakeClock, Harness, _harness
+from tests.conftest import SINGLE, FakeClock, Harness, _harness
 
 
 @pytest.fixture(params=["incremental", "full"])
@@ -208,7 +208,7 @@ async def test_a_malformed_listing_is_counted_and_produces_no_event(harness: Har
     async with harness.monitor() as monitor:
         report = await monitor.run_cycle()
         errors = monitor.metrics.registry.get_sample_value(
-            "dli_monitor_poll_errors_total", {"queue": "etl", "reason": "bad_response"}
+            "dli_monitor_poll_errors_total", {**SINGLE, "queue": "etl", "reason": "bad_response"}
         )
     assert not report.ok
     assert errors == 1.0
@@ -227,7 +227,7 @@ async def test_rows_without_an_id_are_counted_and_skipped(harness: Harness) -> N
     async with harness.monitor() as monitor:
         report = await monitor.run_cycle()
         skipped = monitor.metrics.registry.get_sample_value(
-            "dli_monitor_malformed_records_total", {"queue": "etl"}
+            "dli_monitor_malformed_records_total", {**SINGLE, "queue": "etl"}
         )
     assert report.ok
     assert skipped == 1.0
@@ -284,7 +284,7 @@ async def test_whole_project_mode_groups_jobs_by_their_own_queue(harness: Harnes
         harness.clock.advance(30)
         await monitor.run_cycle()
         dead = monitor.metrics.registry.get_sample_value(
-            "dli_batch_jobs", {"queue": "etl", "state": "dead"}
+            "dli_batch_jobs", {**SINGLE, "queue": "etl", "state": "dead"}
         )
     assert dead == 1.0
     got = sorted((p["queue"], p["to_state"]) for p in harness.receiver.payloads())
@@ -335,14 +335,13 @@ async def test_metrics_reflect_the_snapshot_and_transitions(harness: Harness) ->
         harness.clock.advance(30)
         await monitor.run_cycle()
         registry = monitor.metrics.registry
-        assert registry.get_sample_value("dli_batch_jobs", {"queue": "etl", "state": "dead"}) == 1
-        assert (
-            registry.get_sample_value("dli_batch_jobs", {"queue": "etl", "state": "running"}) == 0
-        )
+        etl = {**SINGLE, "queue": "etl"}
+        assert registry.get_sample_value("dli_batch_jobs", {**etl, "state": "dead"}) == 1
+        assert registry.get_sample_value("dli_batch_jobs", {**etl, "state": "running"}) == 0
         assert (
             registry.get_sample_value(
                 "dli_batch_job_transitions_total",
-                {"queue": "etl", "from_state": "running", "to_state": "dead"},
+                {**SINGLE, "queue": "etl", "from_state": "running", "to_state": "dead"},
             )
             == 1
         )

@@ -24,6 +24,9 @@ from tests.integration.test_cli import free_port, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
+ETL = 'project="default",region="local",queue="etl"'
+"""The labels of the harness's queue: the single `dli:` form names its project `default`."""
+
 
 def rule_groups() -> dict[str, Any]:
     """The PrometheusRule's `spec` (its rule groups) as a plain Prometheus rules file."""
@@ -111,26 +114,31 @@ async def test_prometheus_sees_the_death_and_the_job_died_alert_fires(
             return float(result[0]["value"][1]) if result else None
 
         async def running_seen() -> bool:
-            return await value('dli_batch_jobs{queue="etl",state="running"}') == 1.0
+            return await value(f'dli_batch_jobs{{{ETL},state="running"}}') == 1.0
 
         await eventually(running_seen, what="the running job in Prometheus")
         live_harness.world.set_state(job.id, "dead")
 
         async def dead_seen() -> bool:
-            dead = await value('dli_batch_jobs{queue="etl",state="dead"}')
+            dead = await value(f'dli_batch_jobs{{{ETL},state="dead"}}')
             moved = await value(
-                'dli_batch_job_transitions_total{queue="etl",from_state="running",to_state="dead"}'
+                f'dli_batch_job_transitions_total{{{ETL},from_state="running",to_state="dead"}}'
             )
-            return dead == 1.0 and moved == 1.0
+            up = await value('dli_monitor_project_up{project="default",region="local"}')
+            return dead == 1.0 and moved == 1.0 and up == 1.0
 
         await eventually(dead_seen, what="the death in the gauge and the counter")
 
         async def alert_state() -> str | None:
             async with http.get(f"{api}/alerts") as resp:
                 alerts = (await resp.json())["data"]["alerts"]
-            states = [a["state"] for a in alerts if a["labels"]["alertname"] == "DliBatchJobDied"]
-            return states[0] if states else None
+            states = [
+                (a["state"], a["labels"].get("project"))
+                for a in alerts
+                if a["labels"]["alertname"] == "DliBatchJobDied"
+            ]
+            return states[0][0] if states and states[0][1] == "default" else None
 
         state = await eventually(alert_state, what="the DliBatchJobDied alert")
         assert state in ("pending", "firing")
-        assert await value('dli_batch_jobs{queue="etl",state="running"}') == 0.0
+        assert await value(f'dli_batch_jobs{{{ETL},state="running"}}') == 0.0

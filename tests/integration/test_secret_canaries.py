@@ -4,7 +4,9 @@ The config below gives each secret field of the schema its own canary value. A m
 the pydantic models and fails when a secret field exists that this config does not fill, so a
 new secret setting cannot go untested. The places looked at: `check-config` (stdout, stderr),
 the error listing of a config with problems, and a running daemon's logs, `/metrics` and
-`/api/status` (guarded by the server's own canary token) after it polled and delivered.
+`/api/status` (guarded by the server's own canary token) after it polled and delivered. Each
+check runs with a single `dli:` mapping and with a `dli:` list of projects (one of them with
+IAM-token credentials that cannot work, so its failures are logged too).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from pydantic import BaseModel, SecretStr
 
-from monitor.config import Settings, parse_settings
+from monitor.config import DliProjectSettings, Settings, parse_settings
 from tests.conftest import AK, SK, Harness
 from tests.integration.test_cli import run_cli, write_config
 
@@ -44,6 +47,8 @@ CANARIES = {
     "am_bearer": "CANARY-AM-BEARER-0001",
     "server_token": "CANARY-SERVER-TOKEN-0001",
     "server_password": "CANARY-SERVER-PASSWORD-0001",
+    "listed_sk": "CANARY-LISTED-PROJECT-SK-0001",
+    "listed_password": "CANARY-LISTED-PROJECT-IAM-PASSWORD-0001",
 }
 
 
@@ -114,6 +119,46 @@ def token_auth_config(harness: Harness) -> dict[str, Any]:
     return data
 
 
+def listed_config(harness: Harness) -> dict[str, Any]:
+    """`every_secret_config` with `dli:` as a list: the harness's project, a second AK/SK one
+    and one whose IAM token can never be had, each with secrets of its own."""
+    data = every_secret_config(harness)
+    first = data.pop("dli")
+    second = {
+        **first,
+        "name": "second",
+        "region": "local-2",
+        "auth": {
+            "type": "aksk",
+            "access_key": "AKSECOND00000000001",
+            "secret_key": CANARIES["listed_sk"],
+        },
+        "queues": ["adhoc"],
+    }
+    third = {
+        **first,
+        "name": "iam",
+        "region": "local-3",
+        "auth": {
+            "type": "token",
+            "iam_endpoint": "http://127.0.0.1:9",
+            "domain_name": "acme",
+            "username": "monitor",
+            "password": CANARIES["listed_password"],
+        },
+        "queues": ["etl"],
+    }
+    data["dli"] = [
+        {**first, "name": "main", "region": "local", "queues": data.pop("queues")},
+        second,
+        third,
+    ]
+    return data
+
+
+FORMS = {"single": every_secret_config, "listed": listed_config}
+
+
 def secret_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
     """Dotted names of every SecretStr field reachable from `model` (union members included)."""
     found: set[str] = set()
@@ -162,17 +207,27 @@ def test_the_canary_configs_fill_every_secret_field_of_the_schema(harness: Harne
     assert secret_fields(Settings) - filled == set()
 
 
+def test_the_list_form_fills_every_secret_field_of_a_project(harness: Harness) -> None:
+    settings = parse_settings(listed_config(harness))
+    assert [project.name for project in settings.projects] == ["main", "second", "iam"]
+    project_secrets = secret_fields(DliProjectSettings)
+    assert {"AkSkAuthSettings.secret_key", "TokenAuthSettings.password"} <= project_secrets
+    assert project_secrets - filled_secret_fields(settings) == set()
+
+
 def assert_no_canary(text: str) -> None:
     leaked = [name for name, value in CANARIES.items() if value in text]
     assert leaked == [], f"secrets leaked: {leaked}"
 
 
 async def test_check_config_shows_no_secret(harness: Harness, tmp_path: Path) -> None:
-    for index, data in enumerate((every_secret_config(harness), token_auth_config(harness))):
+    forms = (every_secret_config(harness), token_auth_config(harness), listed_config(harness))
+    for index, data in enumerate(forms):
         config = write_config(tmp_path / f"c{index}.yaml", data)
         code, out, err = await run_cli("check-config", "--config", str(config))
         assert code == 0, err
         assert_no_canary(out + err)
+    assert "#   iam: region local-3, endpoint http://127.0.0.1:" in out
 
 
 async def test_config_errors_show_no_secret(harness: Harness, tmp_path: Path) -> None:
@@ -183,13 +238,22 @@ async def test_config_errors_show_no_secret(harness: Harness, tmp_path: Path) ->
     code, out, err = await run_cli("check-config", "--config", str(config))
     assert code == 2
     assert_no_canary(out + err)
+    listed = listed_config(harness)
+    listed["dli"][1]["page_size"] = "many"
+    listed["dli"][2]["auth"]["password"] = ""  # a secret that is wrong, at its key path
+    config = write_config(tmp_path / "bad-listed.yaml", listed)
+    code, out, err = await run_cli("check-config", "--config", str(config))
+    assert code == 2
+    assert "dli[1].page_size" in err and "dli[2].auth.password" in err
+    assert_no_canary(out + err)
 
 
+@pytest.mark.parametrize("form", sorted(FORMS))
 async def test_a_running_daemon_shows_no_secret_in_logs_metrics_or_status(
-    live_harness: Harness, tmp_path: Path
+    live_harness: Harness, tmp_path: Path, form: str
 ) -> None:
     job = live_harness.world.add_job(queue="etl", name="x", state="running")
-    data = every_secret_config(live_harness)
+    data = FORMS[form](live_harness)
     data["poll"] = {"interval": "1s"}
     config = write_config(tmp_path / "c.yaml", data)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

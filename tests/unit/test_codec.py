@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from monitor.codec import (
     CodecError,
+    digest_payload,
     event_from_dict,
     event_to_dict,
     format_time,
@@ -126,6 +128,8 @@ def test_the_webhook_payload_has_exactly_the_documented_shape() -> None:
     assert payload == {
         "event_id": event.event_id,
         "kind": "transition",
+        "project": "default",
+        "region": "",
         "project_id": "proj-1",
         "queue": "etl",
         "target": "etl",
@@ -171,3 +175,49 @@ def test_the_webhook_payload_writes_unknown_times_as_null() -> None:
     assert payload["job"]["create_time"] is None
     assert payload["job"]["update_time"] is None
     assert payload["job"]["duration_ms"] is None
+
+
+def test_an_event_round_trips_its_project_and_region() -> None:
+    event = dataclasses.replace(
+        make_event(EventKind.TRANSITION, JobState.RUNNING, JobState.DEAD),
+        target="prod/etl",
+        project="prod",
+        region="cn-north-4",
+    )
+    data = json.loads(json.dumps(event_to_dict(event)))
+    assert (data["project"], data["region"]) == ("prod", "cn-north-4")
+    assert event_from_dict(data) == event
+
+
+def test_an_event_stored_before_projects_existed_loads_into_the_default_project() -> None:
+    data = event_to_dict(make_event(EventKind.TRANSITION, JobState.RUNNING, JobState.DEAD))
+    del data["project"], data["region"]
+    event = event_from_dict(data)
+    assert (event.project, event.region) == ("default", "")
+
+
+def test_the_webhook_payload_names_the_project_and_region_of_its_event() -> None:
+    event = dataclasses.replace(
+        make_event(EventKind.TRANSITION, JobState.RUNNING, JobState.DEAD),
+        target="prod/etl",
+        project="prod",
+        region="cn-north-4",
+    )
+    payload = webhook_payload(event, "p1")
+    assert (payload["project"], payload["region"], payload["project_id"]) == (
+        "prod",
+        "cn-north-4",
+        "p1",
+    )
+    assert (payload["queue"], payload["target"]) == ("etl", "prod/etl")
+
+
+def test_a_digest_across_projects_gives_each_event_its_own_project_id() -> None:
+    first = make_event(EventKind.TRANSITION, JobState.RUNNING, JobState.DEAD)
+    second = dataclasses.replace(first, event_id="e2", project="prod", region="eu-west-0")
+    ids = {"default": "p-default", "prod": "p-prod"}
+    payload = digest_payload((first, second), "n1", lambda name: ids[name])
+    assert (payload["project"], payload["project_id"]) == (None, None)
+    assert [e["project_id"] for e in payload["events"]] == ["p-default", "p-prod"]
+    alone = digest_payload((second,), "n2", lambda name: ids[name])
+    assert (alone["project"], alone["project_id"]) == ("prod", "p-prod")

@@ -17,6 +17,7 @@ from monitor.config import (
     NoAuthSettings,
     TokenAuthSettings,
     WebhookSinkSettings,
+    describe_projects,
     format_duration,
     load_settings,
     parse_duration,
@@ -607,12 +608,12 @@ def test_formatted_durations_parse_back_to_the_same_seconds(seconds: float) -> N
 
 
 def test_every_field_of_every_model_has_a_description() -> None:
+    from monitor.config import dli, sinks
     from monitor.config import models as config
-    from monitor.config import sinks
 
     models = [
         value
-        for module in (config, sinks)
+        for module in (config, dli, sinks)
         for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)
@@ -654,3 +655,192 @@ def test_the_reference_table_lists_every_key_with_type_default_and_description()
     assert any("[webhook]" in line for line in url_rows)
     assert '"webhook" \\| "console"' in rows["`sinks[].type`"]
     assert table.count("`sinks[].name`") == 1
+
+
+# --- one project or several (`dli:` as a mapping or a list) -------------------------------
+
+HUAWEI = "https://dli.cn-north-4.myhuaweicloud.com"
+
+
+def project(name: str, **changes: Any) -> dict[str, Any]:
+    """One entry of a `dli:` list."""
+    entry: dict[str, Any] = {
+        "name": name,
+        "endpoint": HUAWEI,
+        "project_id": "abc123",
+        "auth": {"type": "none"},
+        "queues": ["etl"],
+    }
+    entry.update(changes)
+    return entry
+
+
+def test_a_single_dli_mapping_is_one_project_named_default_with_bare_queue_keys() -> None:
+    settings = parse_settings(minimal(dli={**minimal()["dli"], "endpoint": HUAWEI}))
+    (only,) = settings.projects
+    assert (only.name, only.region, only.listed, only.path) == (
+        "default",
+        "cn-north-4",
+        False,
+        "dli",
+    )
+    assert only.targets == ("etl",)
+    assert only.key("etl") == "etl"  # state files written before projects existed go on
+    assert only.dli is settings.dli
+
+
+def test_a_single_mapping_whose_endpoint_names_no_region_is_local_unless_it_says() -> None:
+    assert parse_settings(minimal()).projects[0].region == "local"
+    dli = {**minimal()["dli"], "region": "ap-southeast-1"}
+    assert parse_settings(minimal(dli=dli)).projects[0].region == "ap-southeast-1"
+
+
+def test_a_dli_list_is_one_project_per_entry_with_prefixed_keys_and_their_own_settings() -> None:
+    settings = parse_settings(
+        {
+            "dli": [
+                project("prod-bj", max_requests_per_minute=30, queues=["etl", "adhoc"]),
+                project(
+                    "prod-eu",
+                    endpoint="https://dli.eu-west-101.myhuaweicloud.eu",
+                    project_id="def456",
+                    auth={"type": "aksk", "access_key": "AK2", "secret_key": CANARY_SK},
+                    queues="*",
+                ),
+                project("lab", endpoint="http://127.0.0.1:8080", region="lab-1"),
+            ]
+        }
+    )
+    bj, eu, lab = settings.projects
+    assert [p.name for p in settings.projects] == ["prod-bj", "prod-eu", "lab"]
+    assert [p.region for p in settings.projects] == ["cn-north-4", "eu-west-101", "lab-1"]
+    assert [p.path for p in settings.projects] == ["dli[0]", "dli[1]", "dli[2]"]
+    assert [bj.key(t) for t in bj.targets] == ["prod-bj/etl", "prod-bj/adhoc"]
+    assert [eu.key(t) for t in eu.targets] == ["prod-eu/*"]
+    assert (bj.dli.max_requests_per_minute, eu.dli.max_requests_per_minute) == (30, 60)
+    assert isinstance(eu.dli.auth, AkSkAuthSettings)
+    assert lab.ref.key("etl") == "lab/etl"
+    assert settings.queues is None
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"dli": [project("a"), project("a", queues=["x"])]},
+            ["dli[1].name: duplicate project name (also dli[0])"],
+        ),
+        (
+            {"dli": [project("default")]},
+            ["dli[0].name: 'default' is the name of a single `dli:` mapping; choose another"],
+        ),
+        (
+            {"dli": [project("Prod_1")]},
+            [
+                "dli[0].name: must be 1-40 lowercase letters, digits or '-', starting and ending"
+                " with a letter or digit"
+            ],
+        ),
+        (
+            {"dli": [{k: v for k, v in project("a").items() if k != "name"}]},
+            ["dli[0].name: field required"],
+        ),
+        (
+            {"dli": [{k: v for k, v in project("a").items() if k != "queues"}]},
+            ["dli[0].queues: field required"],
+        ),
+        (
+            {"dli": [project("a")], "queues": ["etl"]},
+            [
+                "queues: not used with a `dli:` list:"
+                " give each project its own queues (dli[0].queues)"
+            ],
+        ),
+        ({"dli": minimal()["dli"]}, ["queues: field required"]),
+        ({"dli": []}, ["dli: must not be empty: list at least one project"]),
+        (
+            {"dli": "prod", "queues": ["etl"]},
+            ["dli: must be a mapping (one project) or a list of projects"],
+        ),
+        (
+            {"dli": [project("a", endpoint="http://127.0.0.1:8080")]},
+            [
+                "dli[0].region: required: the endpoint does not name a region"
+                " (dli.<region>.myhuaweicloud.com); say which region this project is in"
+            ],
+        ),
+        (
+            {"dli": [project("a", region="North 4")]},
+            ["dli[0].region: must be lowercase letters, digits and '-', e.g. cn-north-4"],
+        ),
+        (
+            {"dli": [project("a"), project("b", auth={"type": "aksk", "access_key": "AK"})]},
+            ["dli[1].auth.secret_key: field required"],
+        ),
+        (
+            {"dli": [project("a", endpiont=HUAWEI)]},
+            ["dli[0].endpiont: unknown key (did you mean 'endpoint'?)"],
+        ),
+        (
+            {"dli": [project("a", queues=["etl", "etl"]), project("b", page_size=0)]},
+            [
+                "dli[0].queues[1]: duplicate queue (also queues[0])",
+                "dli[1].page_size: input should be greater than or equal to 1",
+            ],
+        ),
+    ],
+)
+def test_every_problem_of_a_dli_list_is_reported_at_its_key_path(
+    data: dict[str, Any], expected: list[str]
+) -> None:
+    assert sorted(problems_of(data)) == sorted(expected)
+
+
+def test_no_secret_of_a_listed_project_appears_in_a_problem_or_the_effective_config() -> None:
+    auth = {"type": "aksk", "access_key": CANARY_AK, "secret_key": CANARY_SK}
+    problems = problems_of({"dli": [project("a", auth=auth, page_size="many")]})
+    assert not [p for p in problems if CANARY_SK in p or CANARY_AK in p]
+    settings = parse_settings({"dli": [project("a", auth=auth), project("b", auth=auth)]})
+    text = render_effective(settings) + describe_projects(settings)
+    assert CANARY_SK not in text and CANARY_AK not in text
+    assert {CANARY_AK, CANARY_SK} <= secret_values(settings)
+
+
+def test_describe_projects_names_each_project_with_region_endpoint_and_queues() -> None:
+    single = describe_projects(parse_settings(minimal()))
+    assert single == (
+        "# 1 DLI project(s), from a single `dli:` mapping:\n"
+        "#   default: region local, endpoint http://127.0.0.1:8080, project_id abc123,"
+        " queues etl (state keys: etl)\n"
+    )
+    listed = describe_projects(
+        parse_settings(
+            {
+                "dli": [
+                    project("bj", queues=["etl", "adhoc"]),
+                    project("lab", queues="*", region="lab"),
+                ]
+            }
+        )
+    )
+    assert "# 2 DLI project(s), from a `dli:` list:" in listed
+    assert (
+        "#   bj: region cn-north-4, endpoint https://dli.cn-north-4.myhuaweicloud.com,"
+        " project_id abc123, queues etl, adhoc (state keys: bj/etl, bj/adhoc)"
+    ) in listed
+    assert "#   lab: region lab, " in listed and "queues * (state keys: lab/*)" in listed
+
+
+def test_the_reference_table_documents_both_forms_of_dli() -> None:
+    rows = {line.split("|")[1].strip(): line for line in reference_table().splitlines()[2:]}
+    assert "mapping, or list of mappings" in rows["`dli`"]
+    assert "[list]" in rows["`dli[].name`"] and "required" in rows["`dli[].name`"]
+    assert "[list]" in rows["`dli[].queues`"]
+    assert "`dli.region`" in rows and "`dli[].endpoint`" not in rows  # shared keys once
+    assert "required" not in rows["`queues`"].split("|")[3]
+
+
+def test_the_effective_config_of_a_dli_list_loads_back_to_the_same_settings() -> None:
+    settings = parse_settings({"dli": [project("a"), project("b", queues="*")]})
+    again = parse_settings(yaml.safe_load(render_effective(settings)))
+    assert again.projects == settings.projects

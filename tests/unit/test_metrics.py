@@ -16,6 +16,8 @@ from monitor.metrics import MAX_ERROR_CODES, Metrics
 from monitor.models import DLI_STATES, Job, JobState
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+AT = {"project": "default", "region": "local"}
+"""The project labels of the single `dli:` form whose endpoint names no region."""
 
 
 class Clock:
@@ -36,7 +38,8 @@ def job(job_id: str, state: JobState, queue: str = "etl") -> Job:
 
 
 def jobs_gauge(metrics: Metrics, queue: str, state: str) -> float | None:
-    return metrics.registry.get_sample_value("dli_batch_jobs", {"queue": queue, "state": state})
+    labels = {**AT, "queue": queue, "state": state}
+    return metrics.registry.get_sample_value("dli_batch_jobs", labels)
 
 
 def series_of(metrics: Metrics, name: str) -> set[tuple[tuple[str, str], ...]]:
@@ -60,7 +63,7 @@ def test_build_info_carries_the_version_with_value_one(metrics: Metrics) -> None
 def test_each_instance_has_its_own_registry_so_counts_never_mix() -> None:
     first, second = Metrics(version="a"), Metrics(version="b")
     first.observe_api_request("list_batches", "200")
-    labels = {"operation": "list_batches", "code": "200"}
+    labels = {**AT, "operation": "list_batches", "code": "200"}
     assert first.registry.get_sample_value("dli_monitor_api_requests_total", labels) == 1
     assert second.registry.get_sample_value("dli_monitor_api_requests_total", labels) is None
 
@@ -77,22 +80,24 @@ def test_api_requests_are_counted_by_operation_and_code(metrics: Metrics) -> Non
     metrics.observe_api_request("list_batches", "200")
     metrics.observe_api_request("get_state", "503")
     value = metrics.registry.get_sample_value
-    ok = {"operation": "list_batches", "code": "200"}
+    ok = {**AT, "operation": "list_batches", "code": "200"}
     assert value("dli_monitor_api_requests_total", ok) == 2
-    assert value("dli_monitor_api_requests_total", {"operation": "get_state", "code": "503"}) == 1
+    failed = {**AT, "operation": "get_state", "code": "503"}
+    assert value("dli_monitor_api_requests_total", failed) == 1
 
 
 def test_a_successful_poll_records_its_duration_and_the_success_time(metrics: Metrics) -> None:
     metrics.observe_poll("etl", 0.3, ok=True, now=T0)
     value = metrics.registry.get_sample_value
-    assert value("dli_monitor_last_successful_poll_timestamp_seconds", {"queue": "etl"}) == (
+    assert value("dli_monitor_last_successful_poll_timestamp_seconds", {**AT, "queue": "etl"}) == (
         T0.timestamp()
     )
-    assert value("dli_monitor_poll_duration_seconds_count", {"queue": "etl"}) == 1
-    assert value("dli_monitor_poll_duration_seconds_sum", {"queue": "etl"}) == pytest.approx(0.3)
-    assert value("dli_monitor_poll_duration_seconds_bucket", {"queue": "etl", "le": "0.25"}) == 0
-    assert value("dli_monitor_poll_duration_seconds_bucket", {"queue": "etl", "le": "0.5"}) == 1
-    assert value("dli_monitor_poll_duration_seconds_bucket", {"queue": "etl", "le": "120.0"}) == 1
+    etl = {**AT, "queue": "etl"}
+    assert value("dli_monitor_poll_duration_seconds_count", etl) == 1
+    assert value("dli_monitor_poll_duration_seconds_sum", etl) == pytest.approx(0.3)
+    assert value("dli_monitor_poll_duration_seconds_bucket", {**etl, "le": "0.25"}) == 0
+    assert value("dli_monitor_poll_duration_seconds_bucket", {**etl, "le": "0.5"}) == 1
+    assert value("dli_monitor_poll_duration_seconds_bucket", {**etl, "le": "120.0"}) == 1
     assert series_of(metrics, "dli_monitor_poll_errors_total") == set()
 
 
@@ -102,12 +107,12 @@ def test_a_failed_poll_counts_its_reason_and_keeps_the_last_success_time(
     metrics.observe_poll("etl", 0.1, ok=True, now=T0)
     metrics.observe_poll("etl", 5.0, ok=False, reason="timeout")
     value = metrics.registry.get_sample_value
-    errors = {"queue": "etl", "reason": "timeout"}
+    errors = {**AT, "queue": "etl", "reason": "timeout"}
     assert value("dli_monitor_poll_errors_total", errors) == 1
-    assert value("dli_monitor_last_successful_poll_timestamp_seconds", {"queue": "etl"}) == (
+    assert value("dli_monitor_last_successful_poll_timestamp_seconds", {**AT, "queue": "etl"}) == (
         T0.timestamp()
     )
-    assert value("dli_monitor_poll_duration_seconds_count", {"queue": "etl"}) == 2
+    assert value("dli_monitor_poll_duration_seconds_count", {**AT, "queue": "etl"}) == 2
 
 
 def test_an_unlisted_or_empty_poll_error_reason_is_counted_as_other(metrics: Metrics) -> None:
@@ -116,7 +121,7 @@ def test_an_unlisted_or_empty_poll_error_reason_is_counted_as_other(metrics: Met
     series = series_of(metrics, "dli_monitor_poll_errors_total")
     assert {dict(labels)["reason"] for labels in series} == {"other"}
     value = metrics.registry.get_sample_value
-    assert value("dli_monitor_poll_errors_total", {"queue": "etl", "reason": "other"}) == 2
+    assert value("dli_monitor_poll_errors_total", {**AT, "queue": "etl", "reason": "other"}) == 2
 
 
 def test_transitions_are_counted_by_queue_and_states(metrics: Metrics) -> None:
@@ -125,8 +130,8 @@ def test_transitions_are_counted_by_queue_and_states(metrics: Metrics) -> None:
     metrics.record_transition("adhoc", "none", "dead")
     value = metrics.registry.get_sample_value
     name = "dli_batch_job_transitions_total"
-    assert value(name, {"queue": "etl", "from_state": "running", "to_state": "dead"}) == 2
-    assert value(name, {"queue": "adhoc", "from_state": "none", "to_state": "dead"}) == 1
+    assert value(name, {**AT, "queue": "etl", "from_state": "running", "to_state": "dead"}) == 2
+    assert value(name, {**AT, "queue": "adhoc", "from_state": "none", "to_state": "dead"}) == 1
 
 
 def test_notifications_are_counted_by_sink_and_outcome(metrics: Metrics) -> None:
@@ -143,7 +148,7 @@ def test_malformed_records_add_up_per_queue(metrics: Metrics) -> None:
     metrics.observe_malformed("etl")
     metrics.observe_malformed("etl", 3)
     name = "dli_monitor_malformed_records_total"
-    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 4
+    assert metrics.registry.get_sample_value(name, {**AT, "queue": "etl"}) == 4
 
 
 def test_sinks_missing_from_the_pending_mapping_drop_to_zero(metrics: Metrics) -> None:
@@ -158,11 +163,11 @@ def test_declare_creates_zero_series_for_every_queue_and_sink(metrics: Metrics) 
     metrics.declare(queues=["etl", "adhoc"], sinks=["hook"])
     value = metrics.registry.get_sample_value
     for queue in ("etl", "adhoc"):
-        assert value("dli_monitor_poll_errors_total", {"queue": queue, "reason": "auth"}) == 0
-        assert value("dli_monitor_poll_duration_seconds_count", {"queue": queue}) == 0
-        assert value("dli_monitor_malformed_records_total", {"queue": queue}) == 0
+        assert value("dli_monitor_poll_errors_total", {**AT, "queue": queue, "reason": "auth"}) == 0
+        assert value("dli_monitor_poll_duration_seconds_count", {**AT, "queue": queue}) == 0
+        assert value("dli_monitor_malformed_records_total", {**AT, "queue": queue}) == 0
         stamp = "dli_monitor_last_successful_poll_timestamp_seconds"
-        assert value(stamp, {"queue": queue}) == 0
+        assert value(stamp, {**AT, "queue": queue}) == 0
         for state in DLI_STATES:
             assert jobs_gauge(metrics, queue, state.value) == 0
     for outcome in ("delivered", "retry", "failed"):
@@ -272,8 +277,8 @@ def test_api_errors_keep_dli_and_gateway_codes_and_fold_the_rest_into_other(
     assert codes == {"DLI.0002", "APIG.0308", "timeout", "other"}
     value = metrics.registry.get_sample_value
     name = "dli_monitor_api_errors_total"
-    assert value(name, {"operation": "list_batches", "error_code": "DLI.0002"}) == 2
-    assert value(name, {"operation": "list_batches", "error_code": "other"}) == 4
+    assert value(name, {**AT, "operation": "list_batches", "error_code": "DLI.0002"}) == 2
+    assert value(name, {**AT, "operation": "list_batches", "error_code": "other"}) == 4
 
 
 def test_api_error_codes_beyond_the_distinct_limit_are_counted_as_other(metrics: Metrics) -> None:
@@ -284,18 +289,18 @@ def test_api_error_codes_beyond_the_distinct_limit_are_counted_as_other(metrics:
     assert len(codes) == MAX_ERROR_CODES + 1
     name = "dli_monitor_api_errors_total"
     value = metrics.registry.get_sample_value
-    assert value(name, {"operation": "list_batches", "error_code": "other"}) == 5
-    assert value(name, {"operation": "list_batches", "error_code": "DLI.0000"}) == 2
+    assert value(name, {**AT, "operation": "list_batches", "error_code": "other"}) == 5
+    assert value(name, {**AT, "operation": "list_batches", "error_code": "DLI.0000"}) == 2
 
 
 def test_pages_fetched_add_up_per_queue_from_zero(metrics: Metrics) -> None:
     metrics.declare(queues=["etl"], sinks=[])
     name = "dli_monitor_pages_fetched_total"
-    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 0
+    assert metrics.registry.get_sample_value(name, {**AT, "queue": "etl"}) == 0
     metrics.observe_pages("etl", 3)
     metrics.observe_pages("etl", 0)
     metrics.observe_pages("etl", 2)
-    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 5
+    assert metrics.registry.get_sample_value(name, {**AT, "queue": "etl"}) == 5
 
 
 def test_snapshot_age_is_computed_at_scrape_time_from_the_last_successful_poll() -> None:
@@ -303,15 +308,15 @@ def test_snapshot_age_is_computed_at_scrape_time_from_the_last_successful_poll()
     metrics = Metrics(version="1", clock=clock)
     name = "dli_monitor_snapshot_age_seconds"
     metrics.declare(queues=["etl"], sinks=[])
-    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) is None
+    assert metrics.registry.get_sample_value(name, {**AT, "queue": "etl"}) is None
     metrics.observe_poll("etl", 0.1, ok=True, now=T0)
     clock.advance(45)
-    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 45
+    assert metrics.registry.get_sample_value(name, {**AT, "queue": "etl"}) == 45
     metrics.observe_poll("etl", 0.1, ok=False, reason="timeout", now=clock.now)
     clock.advance(15)
-    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 60
+    assert metrics.registry.get_sample_value(name, {**AT, "queue": "etl"}) == 60
     metrics.observe_poll("etl", 0.1, ok=True)
-    assert metrics.registry.get_sample_value(name, {"queue": "etl"}) == 0
+    assert metrics.registry.get_sample_value(name, {**AT, "queue": "etl"}) == 0
 
 
 def test_outbox_depth_and_oldest_age_per_sink_with_emptied_sinks_back_to_zero() -> None:
@@ -374,15 +379,15 @@ def test_finished_jobs_feed_the_run_duration_histogram_by_listed_name_or_other()
     )
     value = metrics.registry.get_sample_value
     name = "dli_batch_job_run_duration_seconds"
-    named = {"queue": "etl", "job_name": "nightly_x"}
-    other = {"queue": "etl", "job_name": "other"}
+    named = {**AT, "queue": "etl", "job_name": "nightly_x"}
+    other = {**AT, "queue": "etl", "job_name": "other"}
     assert value(f"{name}_count", named) == 1
     assert value(f"{name}_sum", named) == 90
     assert value(f"{name}_bucket", {**named, "le": "60.0"}) == 0
     assert value(f"{name}_bucket", {**named, "le": "300.0"}) == 1
     assert value(f"{name}_count", other) == 1
     assert value(f"{name}_sum", other) == 300
-    assert value(f"{name}_count", {"queue": "adhoc", "job_name": "nightly_y"}) == 1
+    assert value(f"{name}_count", {**AT, "queue": "adhoc", "job_name": "nightly_y"}) == 1
 
 
 def test_a_finished_job_with_no_known_run_time_is_not_observed(metrics: Metrics) -> None:

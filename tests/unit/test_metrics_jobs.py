@@ -13,6 +13,9 @@ from monitor.models import DLI_STATES, Job, JobState
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 
+AT = {"project": "default", "region": "local"}
+"""The project labels of the single `dli:` form whose endpoint names no region."""
+
 
 class Clock:
     """A clock the test moves by hand."""
@@ -66,7 +69,7 @@ def ids(metrics: Metrics) -> set[str]:
 def state_value(
     metrics: Metrics, job_id: str, state: str, name: str = "nightly_etl"
 ) -> float | None:
-    labels = {"queue": "etl", "job_id": job_id, "job_name": name, "state": state}
+    labels = {**AT, "queue": "etl", "job_id": job_id, "job_name": name, "state": state}
     return metrics.registry.get_sample_value("dli_batch_job_state", labels)
 
 
@@ -102,6 +105,7 @@ def test_info_created_and_duration_describe_the_job(clock: Clock) -> None:
     metrics.set_snapshot("etl", [running])
     value = metrics.registry.get_sample_value
     info = {
+        **AT,
         "queue": "etl",
         "job_id": "j1",
         "job_name": "nightly_etl",
@@ -110,7 +114,7 @@ def test_info_created_and_duration_describe_the_job(clock: Clock) -> None:
         "app_id": "application_1_0001",
     }
     assert value("dli_batch_job_info", info) == 1
-    key = {"queue": "etl", "job_id": "j1", "job_name": "nightly_etl"}
+    key = {**AT, "queue": "etl", "job_id": "j1", "job_name": "nightly_etl"}
     assert value("dli_batch_job_created_timestamp_seconds", key) == T0.timestamp() - 90
     assert value("dli_batch_job_duration_seconds", key) == 90
     clock.advance(30)
@@ -127,8 +131,8 @@ def test_the_duration_reported_by_dli_wins_and_an_ended_job_stops_its_clock(cloc
         ],
     )
     value = metrics.registry.get_sample_value
-    first = {"queue": "etl", "job_id": "j1", "job_name": "nightly_etl"}
-    second = {"queue": "etl", "job_id": "j2", "job_name": "b"}
+    first = {**AT, "queue": "etl", "job_id": "j1", "job_name": "nightly_etl"}
+    second = {**AT, "queue": "etl", "job_id": "j2", "job_name": "b"}
     clock.advance(50)
     assert value("dli_batch_job_duration_seconds", first) == 45.5
     assert value("dli_batch_job_duration_seconds", second) == 600
@@ -177,7 +181,7 @@ def test_the_cap_keeps_active_jobs_first_then_the_newest_and_counts_the_rest(
     assert ids(metrics) == {"new", "mid", "old"}
     assert omitted(metrics, "limit") == 1
     assert omitted(metrics, "name_filter") == 0
-    running = {"queue": "etl", "state": "running"}
+    running = {**AT, "queue": "etl", "state": "running"}
     assert metrics.registry.get_sample_value("dli_batch_jobs", running) == 3
 
 
@@ -207,7 +211,7 @@ def test_expired_jobs_are_not_counted_as_omitted(clock: Clock) -> None:
 def test_a_job_without_a_queue_takes_its_targets_name(clock: Clock) -> None:
     metrics = make(clock)
     metrics.set_snapshot("adhoc", [job("j1", queue="")])
-    labels = {"queue": "adhoc", "job_id": "j1", "job_name": "nightly_etl", "state": "running"}
+    labels = {**AT, "queue": "adhoc", "job_id": "j1", "job_name": "nightly_etl", "state": "running"}
     assert metrics.registry.get_sample_value("dli_batch_job_state", labels) == 1
 
 

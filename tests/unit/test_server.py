@@ -149,8 +149,9 @@ async def test_metrics_are_served_as_prometheus_text_with_known_series(
     assert response.content_type == "text/plain"
     text = body.decode()
     assert 'dli_monitor_build_info{version="9.9.9"} 1.0' in text
-    assert 'dli_batch_jobs{queue="etl",state="running"} 1.0' in text
-    assert 'dli_batch_jobs{queue="etl",state="dead"} 0.0' in text
+    labels = 'project="default",queue="etl",region="local"'
+    assert f'dli_batch_jobs{{{labels},state="running"}} 1.0' in text
+    assert f'dli_batch_jobs{{{labels},state="dead"}} 0.0' in text
 
 
 async def test_metrics_honour_an_openmetrics_accept_header(

@@ -135,7 +135,7 @@ def test_silence_add_list_and_expire_work_on_the_state_file_of_the_config(
     assert cli("silence", "list", "--config", conf) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split("\t")[:2] == ["1", "active"]
-    assert lines[1].split("\t")[3:] == ["etl*", "nightly_.*", "deploy"]
+    assert lines[1].split("\t")[3:] == ["*", "etl*", "nightly_.*", "deploy"]
 
     assert cli("silence", "expire", "--config", conf, "1") == 0
     assert capsys.readouterr().out == "silence 1 expired\n"

@@ -242,6 +242,7 @@ async def test_a_webhook_digest_wraps_every_event_payload_under_one_notification
     assert got.json == {
         "kind": "digest",
         "notification_id": digest.notification_id,
+        "project": "default",
         "project_id": "proj",
         "count": 2,
         "events": [webhook_payload(first, "proj"), webhook_payload(second, "proj")],

@@ -63,15 +63,23 @@ class PostgresStore(
         fence: FenceProvider | None = None,
         command_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        idle_in_transaction_timeout: float | None = None,
     ) -> PostgresStore:
         """Connect to the database at `url` (a pool of up to 4) and create or check its schema.
 
         `password` is kept out of the URL (and so out of every message). Without one, asyncpg
         looks at `PGPASSWORD` and `~/.pgpass`. `fence` makes `commit_poll`, the claim (`due`)
         and the outbox's state changes check the leader lease inside their transaction.
+        `idle_in_transaction_timeout` has the server end a session that sits idle inside a
+        transaction that long: a leader frozen (SIGSTOP) between its fence check and its commit
+        would otherwise keep the lease row locked, and no standby could take over.
         `StoreError` when the database cannot be reached or its schema is from a newer release.
         """
         where = describe(url)
+        settings = {"application_name": "dli-monitor"}
+        if idle_in_transaction_timeout is not None:
+            limit_ms = max(1, int(idle_in_transaction_timeout * 1000))
+            settings["idle_in_transaction_session_timeout"] = str(limit_ms)
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -80,7 +88,7 @@ class PostgresStore(
                 max_size=POOL_MAX,
                 command_timeout=command_timeout,
                 timeout=connect_timeout,
-                server_settings={"application_name": "dli-monitor"},
+                server_settings=settings,
             )
         except _OPEN_ERRORS as exc:
             raise StoreError(f"cannot connect to PostgreSQL {where}: {exc}") from exc
