@@ -49,6 +49,7 @@ CANARIES = {
     "server_password": "CANARY-SERVER-PASSWORD-0001",
     "listed_sk": "CANARY-LISTED-PROJECT-SK-0001",
     "listed_password": "CANARY-LISTED-PROJECT-IAM-PASSWORD-0001",
+    "state_password": "CANARY-POSTGRES-PASSWORD-0001",
 }
 
 
@@ -116,6 +117,17 @@ def token_auth_config(harness: Harness) -> dict[str, Any]:
         "password": CANARIES["dli_token_password"],
     }
     data["server"]["auth"] = {"username": "prom", "password": CANARIES["server_password"]}
+    return data
+
+
+def postgres_state_config(harness: Harness) -> dict[str, Any]:
+    """State on PostgreSQL with its password: read by the config tests only (a daemon run would
+    need the server; the store's own tests keep the password out of its errors)."""
+    data = every_secret_config(harness)
+    data["state"] = {
+        "url": "postgresql://monitor@127.0.0.1:9/dli_monitor",
+        "password": CANARIES["state_password"],
+    }
     return data
 
 
@@ -204,6 +216,7 @@ def filled_secret_fields(settings: BaseModel) -> set[str]:
 def test_the_canary_configs_fill_every_secret_field_of_the_schema(harness: Harness) -> None:
     filled = filled_secret_fields(parse_settings(every_secret_config(harness)))
     filled |= filled_secret_fields(parse_settings(token_auth_config(harness)))
+    filled |= filled_secret_fields(parse_settings(postgres_state_config(harness)))
     assert secret_fields(Settings) - filled == set()
 
 
@@ -221,7 +234,12 @@ def assert_no_canary(text: str) -> None:
 
 
 async def test_check_config_shows_no_secret(harness: Harness, tmp_path: Path) -> None:
-    forms = (every_secret_config(harness), token_auth_config(harness), listed_config(harness))
+    forms = (
+        every_secret_config(harness),
+        token_auth_config(harness),
+        postgres_state_config(harness),
+        listed_config(harness),
+    )
     for index, data in enumerate(forms):
         config = write_config(tmp_path / f"c{index}.yaml", data)
         code, out, err = await run_cli("check-config", "--config", str(config))
