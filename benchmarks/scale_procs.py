@@ -2,6 +2,8 @@
 
 Each runs on pipes; its JSON output lines are collected as they come. Both are started so that
 they die with the harness (Linux `PR_SET_PDEATHSIG`) and are stopped with SIGTERM, then SIGKILL.
+A child may get extra environment variables (the soak preloads libfaketime into the daemon);
+each cycle line is stamped with the harness's own arrival time, which no faked clock moves.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import sys
-from collections import deque
-from collections.abc import Callable
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from benchmarks.scale_support import REPO, proc_cpu_s
@@ -42,12 +46,16 @@ class Child:
         self.pump = asyncio.create_task(self._pump())
 
     @classmethod
-    async def spawn(cls, name: str, *args: str) -> Any:
-        """Start `python args...` in the repository folder, stderr merged into stdout."""
+    async def spawn(cls, name: str, *args: str, env: Mapping[str, str] | None = None) -> Any:
+        """Start `python args...` in the repository folder, stderr merged into stdout.
+
+        `env` adds variables to the harness's own environment.
+        """
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             *args,
             cwd=REPO,
+            env={**os.environ, **env} if env else None,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -135,13 +143,17 @@ class Daemon(Child):
     def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
         self.cycles: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        self.events: Counter[str] = Counter()
+        """How many lines of each `event` text it printed."""
         self.expected_exit = False
         """Set by a harness that is about to stop it on purpose."""
         super().__init__(name, proc)
 
     def observe(self, line: dict[str, Any]) -> None:
-        """Collect cycle lines and warnings."""
+        """Collect cycle lines (with the harness's arrival time, `_t`), warnings, event counts."""
+        self.events[str(line.get("event"))] += 1
         if line.get("event") == "cycle completed":
+            line["_t"] = time.time()
             line["_cpu"] = proc_cpu_s(self.proc.pid)
             self.cycles.append(line)
         elif line.get("level") in ("warning", "error", "critical"):

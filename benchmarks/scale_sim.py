@@ -2,9 +2,10 @@
 
 ``python -m benchmarks.scale_sim --scenario S --seed 7 --interval 2 --truth T --requests R
 --stats S`` builds the project (terminal history spread over days; the initial active jobs,
-a few of them created days ago), serves it (`make_app`, auth none, behind one timing
-middleware) on 127.0.0.1 at a free port, prints ``{"port": N, ...}`` first, and then obeys one
-command per stdin line, acknowledging each with a JSON line on stdout:
+a few of them created days ago), serves it (`make_app`, auth none, or with ``--auth token``
+IAM tokens for the user `IAM_DOMAIN`/`IAM_USER`, behind one timing middleware) on 127.0.0.1 at
+a free port, prints ``{"port": N, ...}`` first, and then obeys one command per stdin line,
+acknowledging each with a JSON line on stdout:
 
 - ``go``: start the activity on the wall clock, a step every ``--step`` (±50%) seconds: new
   jobs (``starting``, then ``running`` 0.5-2.5 intervals later), ends (``success``, 10%
@@ -13,12 +14,15 @@ command per stdin line, acknowledging each with a JSON line on stdout:
 - ``pause`` / ``resume``: freeze and thaw all activity; ``burst``: 100 running jobs (all of
   them when fewer run) die at once; ``stop`` (or end of stdin, SIGTERM, ``--max-seconds``):
   write the files and exit;
-- ``fault {json}``: arm a DLI fault, or ``{"kind": "clear"}`` (`benchmarks.soak_faults`).
+- ``fault {json}``: arm a DLI fault, or ``{"kind": "clear"}`` (`benchmarks.soak_faults`);
+- ``hold {"seconds": S, "min_offset": N}``: hold the next listing request at offset >= N for S
+  seconds, printing ``{"held": "list_batches", ...}`` the moment it is held; ``hold {}``
+  disarms (the soak SIGKILLs the daemon mid-listing with it).
 
 ``--truth`` gets a line per job creation, state change and command as it happens (format:
 `benchmarks.scale_support`); at exit ``--requests`` gets ``[start wall s, seconds in the
 handlers, operation, status]`` per API request and ``--stats`` the process CPU (and the
-faults armed and fired).
+faults armed and fired, and the IAM token answers by status).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import signal
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +53,10 @@ from benchmarks.soak_faults import SimFaults
 from monitor.simulator import World, make_app
 
 PROJECT = "5ca1e0000000000000000000000000be"
+IAM_DOMAIN = "soak-domain"
+IAM_USER = "soak-user"
+IAM_PASSWORD = "soak-password-not-a-secret"
+"""The one IAM user of ``--auth token`` (loopback only; not a credential of anything)."""
 BURST = 100
 DEAD_SHARE = 0.1
 HISTORY_DEAD_SHARE = 0.12
@@ -275,6 +284,8 @@ class Control:
         command, _, argument = command.partition(" ")
         if command == "fault":
             extra = self.faults.apply(json.loads(argument))
+        elif command == "hold":
+            extra = self.faults.hold(json.loads(argument or "{}"))
         elif command == "go":
             self.cpu_at_go = cpu_s()
             self.driver.start(self.starting)
@@ -311,6 +322,7 @@ def write_results(args: argparse.Namespace, log: RequestLog, control: Control) -
         for row in log.rows:
             out.write(json.dumps(row) + "\n")
     total = cpu_s()
+    iam = Counter(str(row[3]) for row in log.rows if row[2] == "iam_token")
     stats = {
         "cpu_s": total,
         "cpu_s_since_go": None if control.cpu_at_go is None else total - control.cpu_at_go,
@@ -318,6 +330,9 @@ def write_results(args: argparse.Namespace, log: RequestLog, control: Control) -
         "requests": len(log.rows),
         "faults_armed": dict(control.faults.armed),
         "faults_fired": dict(control.faults.fired),
+        "holds": control.faults.holds,
+        "faults_expired": dict(control.faults.expired),
+        "iam_token_answers": dict(iam),
     }
     Path(args.stats).write_text(json.dumps(stats))
 
@@ -330,7 +345,8 @@ async def serve(args: argparse.Namespace, truth: IO[str]) -> None:
     driver = Driver(project, args.interval, args.step, args.seed)
     driver.running = running
     log = RequestLog()
-    app = make_app(project.world, project_id=PROJECT, auth="none")
+    credentials = {f"{IAM_DOMAIN}/{IAM_USER}": IAM_PASSWORD} if args.auth == "token" else None
+    app = make_app(project.world, project_id=PROJECT, auth=args.auth, credentials=credentials)
     app.middlewares.insert(0, log.middleware)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -340,7 +356,8 @@ async def serve(args: argparse.Namespace, truth: IO[str]) -> None:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
         jobs = len(project.world.jobs)
-        print(json.dumps({"port": port, "project_id": PROJECT, "jobs": jobs}), flush=True)
+        hello = {"port": port, "project_id": PROJECT, "jobs": jobs, "auth": args.auth}
+        print(json.dumps(hello), flush=True)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
@@ -373,6 +390,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", required=True, help="request log JSONL to write at exit")
     parser.add_argument("--stats", required=True, help="CPU figures JSON to write at exit")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="exit after this long")
+    parser.add_argument("--auth", choices=("none", "token"), default="none", help="gateway auth")
     return parser.parse_args(argv)
 
 

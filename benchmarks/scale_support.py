@@ -281,7 +281,8 @@ class Receiver:
         body = await request.json()
         self.last_post = arrived = time.time()
         for item in body.get("events", []) if body.get("kind") == "digest" else [body]:
-            keep = {key: item.get(key) for key in ("event_id", "kind", "from_state", "to_state")}
+            names = ("event_id", "kind", "from_state", "to_state", "observed_at")
+            keep = {key: item.get(key) for key in names}
             self.events.append({"t": arrived, "job_id": (item.get("job") or {}).get("id"), **keep})
         return web.json_response({"ok": True})
 

@@ -1,33 +1,41 @@
 """Fault soak: does the real daemon lose, double or invent events while everything misbehaves?
 
-``python -m benchmarks.soak --minutes M --seed N [--interval S] [--out FILE]``
+``python -m benchmarks.soak --minutes M --seed N [--interval S] [--out FILE] [--logs DIR]``
 
 On 127.0.0.1 only, it starts the simulator process (`scale_sim`, scenario ``soak``: 3 queues,
 300 history jobs, ~30 active, jobs starting, running and ending, 10% of them dead, some living
-less than one poll interval), the daemon (``python -m monitor run``, JSON logs, ``poll.mode:
+less than one poll interval; IAM token auth on), the daemon (``python -m monitor run``, JSON
+logs, ``auth: token`` against the simulator's ``/v3/auth/tokens``, ``poll.mode:
 incremental``, ``max_requests_per_minute: 0``, short DLI retries and ``request_timeout``,
 ``delivery.backoff`` [1s, 2s, 4s, 8s], one ``webhook`` sink, a state file in a temporary folder
-kept across restarts) and, in this process, the webhook receiver. After the silent baseline
-cycle the simulator's activity starts and, for M minutes, the seeded fault schedule of
-`benchmarks.soak_faults` runs: DLI faults (5xx bursts, 429 + Retry-After, answers slower than
-the request timeout, malformed/truncated bodies, inserts while paging), SIGTERM and SIGKILL of
-the daemon (restarted after a short pause) and receiver outages (503, refused connections,
-500, 429 + Retry-After, slow answers). Disk-full and clock-jump faults are not injected.
+kept across restarts; with libfaketime preloaded when it is installed) and, in this process,
+the webhook receiver. After the silent baseline cycle the simulator's activity starts and, for
+M minutes, the seeded fault schedule of `benchmarks.soak_faults` runs in four lanes: DLI
+faults (5xx bursts, 429 + Retry-After, answers slower than the request timeout,
+malformed/truncated bodies, inserts while paging, dropped connections, revoked IAM tokens),
+process faults (`benchmarks.soak_kills`: SIGTERM and SIGKILL at random moments, and SIGKILL
+mid-listing, mid-delivery and between commit and delivery; restarted after a short pause),
+receiver faults (503, refused connections, 500, 429 + Retry-After, slow answers; a long outage
+in runs of 4 minutes or more) and wall-clock jumps of the daemon (`benchmarks.soak_clock`).
+Without libfaketime the clock lane is left out and listed as not injected; with
+``REQUIRE_TOOLS=1`` its absence is an error (exit 2). Disk-full faults are not injected.
 
 Then the faults stop, the activity pauses, and the daemon gets 3 good cycles (every target
-polled) to catch up, the last with an empty outbox. The receiver's log is matched with the
-ground truth (`soak_support.account`, the semantics of `scale_support.compare_events`: a state
-held over a whole good cycle must be reported, briefer ones may be). It prints a summary,
-writes JSON (``--out``) and exits 1 when an event was missed or false, or a real duplicate
-(a second event id for the same job and state) exists; else 0. Redeliveries of the same
-event id are counted, not failed: delivery is at least once.
+polled) to catch up, the last with an empty outbox (the wait allows for a stall its clock's
+last step back may cause). Cycles are timed by the harness's clock,
+never the daemon's. The receiver's log is matched with the ground truth
+(`soak_support.account`, the semantics of `scale_support.compare_events`: a state held over a
+whole good cycle must be reported, briefer ones may be). It prints a summary (latency raw and
+net of the receiver's failing time; raw duplicates after each SIGKILL), writes JSON (``--out``)
+and exits 1 when an event was missed or false, or a real duplicate (a second event id for the
+same job and state) exists; else 0. Redeliveries of the same event id are counted, not failed:
+delivery is at least once. Timings are printed, never judged.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import re
 import sys
@@ -36,7 +44,6 @@ import time
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +52,34 @@ import yaml
 from benchmarks import scale_procs as procs
 from benchmarks import scale_support as sup
 from benchmarks import soak_faults as sf
-from benchmarks.soak_support import FaultyReceiver, account, print_summary
+from benchmarks import soak_kills as kills
+from benchmarks.scale_sim import IAM_DOMAIN, IAM_PASSWORD, IAM_USER
+from benchmarks.soak_clock import ClockFile, find_libfaketime, tools_required
+from benchmarks.soak_support import (
+    FaultyReceiver,
+    account,
+    largest_post,
+    print_summary,
+    redeliveries,
+)
 
 PAGE_SIZE = 20
 REQUEST_TIMEOUT_S = 2.0
 DELIVERY_TIMEOUT_S = 3.0
-DRAIN_CYCLES = 3
-NOISE = re.compile(r"request_id=\w+|next run at: [^)]*|\d{4}-\d\d-\d\dT[\d:.+]+")
+IAM_USER_CONFIG = {"domain_name": IAM_DOMAIN, "username": IAM_USER, "password": IAM_PASSWORD}
+NOISE = re.compile(r"request_id=\w+|next run at: [^)]*|\d{4}-\d\d-\d\dT[\d:.+]+|by \d+:[\d:.]+")
 """Parts of warning texts left out when counting them by kind."""
 
 
 def daemon_config(
     interval: float, endpoint: str, project: str, hook: str, state: Path
 ) -> dict[str, Any]:
-    """The daemon's config: every queue, incremental, unlimited requests, short retries."""
+    """The daemon's config: every queue, incremental, IAM token, unlimited requests."""
     return {
         "dli": {
             "endpoint": endpoint,
             "project_id": project,
-            "auth": {"type": "none"},
+            "auth": {"type": "token", "iam_endpoint": endpoint, **IAM_USER_CONFIG},
             "page_size": PAGE_SIZE,
             "request_timeout": REQUEST_TIMEOUT_S,
             "max_requests_per_minute": 0,
@@ -80,137 +96,87 @@ def daemon_config(
     }
 
 
-class Supervisor:
-    """Keeps one daemon running: signals it on schedule, restarts it, notices crashes."""
+class Lanes:
+    """Carries out the schedule's lanes, each in order on the harness's monotonic clock."""
 
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.daemons: list[procs.Daemon] = []
-        self.signals: Counter[str] = Counter()
-        self.restarts = 0
-        self.unexpected_exits = 0
-        self.crashes: list[str] = []
-        """The last output lines of each daemon that ended unexpectedly."""
-        self.escalated = 0
-        self.lock = asyncio.Lock()
-        self.closing = False
-        self.watchers: set[asyncio.Task[None]] = set()
+    def __init__(
+        self,
+        seconds: float,
+        sim: procs.Sim,
+        supervisor: kills.Supervisor,
+        receiver: FaultyReceiver,
+        clock: ClockFile,
+    ) -> None:
+        self.seconds = seconds
+        self.sim = sim
+        self.supervisor = supervisor
+        self.receiver = receiver
+        self.clock = clock
+        self.triggers = {
+            "sigkill_listing": kills.listing_trigger(sim, PAGE_SIZE),
+            "sigkill_delivery": kills.delivery_trigger(receiver),
+            "sigkill_commit": kills.commit_trigger(receiver),
+        }
+        self.started = time.monotonic()
 
-    @property
-    def current(self) -> procs.Daemon:
-        """The newest daemon process."""
-        return self.daemons[-1]
+    async def run(self, schedule: list[sf.Fault]) -> None:
+        """Every lane at once, from now."""
+        self.started = time.monotonic()
+        lanes = [[f for f in schedule if f.lane == name] for name in sorted(set(sf.LANES.values()))]
+        await asyncio.gather(*(self._lane(faults) for faults in lanes))
+        await self.sim.command('fault {"kind": "clear"}')
+        await self.receiver.set_mode(None)
+        self.clock.close()
 
-    async def start(self) -> None:
-        """Spawn a daemon and watch for it exiting on its own."""
-        daemon = await procs.Daemon.spawn(
-            f"daemon#{len(self.daemons)}", "-m", "monitor", "--log-format", "json",
-            "run", "--config", str(self.config),
-        )  # fmt: skip
-        self.daemons.append(daemon)
-        watcher = asyncio.create_task(self._watch(daemon))
-        self.watchers.add(watcher)
-        watcher.add_done_callback(self.watchers.discard)
-
-    async def _watch(self, daemon: procs.Daemon) -> None:
-        await daemon.proc.wait()
-        if daemon.expected_exit or self.closing:
-            return
-        self.unexpected_exits += 1
-        self.crashes.append(f"exit {daemon.proc.returncode}: " + " | ".join(list(daemon.tail)[-4:]))
-        async with self.lock:
-            if daemon is self.current and not self.closing:
-                await asyncio.sleep(1.0)
-                await self.start()
-                self.restarts += 1
-
-    async def hit(self, kind: str, pause: float) -> None:
-        """SIGTERM or SIGKILL the daemon, wait for its exit, restart it after `pause` seconds."""
-        async with self.lock:
-            daemon = self.current
-            if daemon.proc.returncode is not None:
-                return
-            daemon.expected_exit = True
-            self.signals[kind] += 1
-            if kind == "sigkill":
-                daemon.proc.kill()
+    async def _lane(self, faults: list[sf.Fault]) -> None:
+        for fault in faults:
+            await asyncio.sleep(max(0.0, self.started + fault.at - time.monotonic()))
+            if fault.lane == "dli":
+                await self.sim.command("fault " + json.dumps({"kind": fault.kind, **fault.params}))
+            elif fault.lane == "process":
+                pause = fault.params["pause"]
+                if fault.kind in self.triggers:  # not while a stalled daemon cannot meet it
+                    await self.clock.wait_settled()
+                    await self.supervisor.kill_at(fault.kind, self.triggers[fault.kind], pause)
+                else:
+                    await self.supervisor.hit(fault.kind, pause)
+            elif fault.lane == "clock":
+                await self._step(fault.params["offset"])
+                await self._hold(fault)
+                await self._step("+0")
             else:
-                daemon.proc.terminate()
-            try:
-                await asyncio.wait_for(daemon.proc.wait(), 20)
-            except TimeoutError:
-                self.escalated += 1
-            await daemon.stop(grace=1)
-            await asyncio.sleep(pause)
-            await self.start()
-            self.restarts += 1
+                await self.receiver.set_mode(fault.kind, fault.params)
+                await self._hold(fault)
+                await self.receiver.set_mode(None)
 
-    async def close(self) -> None:
-        """SIGTERM the daemon (SIGKILL after 20 s); no more restarts."""
-        self.closing = True
-        async with self.lock:
-            for daemon in self.daemons:
-                daemon.expected_exit = True
-                await daemon.stop(grace=20)
-        for watcher in list(self.watchers):
-            watcher.cancel()
+    async def _step(self, offset: str) -> None:
+        """Step the daemon's clock; a step back waits until no targeted kill waits."""
+        if self.clock.is_back(offset):
+            await self.supervisor.idle.wait()
+        self.clock.step(offset)
 
-    def cycles(self) -> list[dict[str, Any]]:
-        """Every "cycle completed" line of every daemon after the very first (the baseline)."""
-        lines = [line for daemon in self.daemons for line in daemon.cycles][1:]
-        rows = []
-        for line in lines:
-            end = datetime.fromisoformat(line["timestamp"]).timestamp()
-            start = end - float(line.get("duration_s", 0.0))
-            ok = not line.get("targets_failed")
-            rows.append({"start": start, "end": end, "ok": ok, "pending": line.get("pending")})
-        return sorted(rows, key=lambda row: row["start"])
-
-    async def settle(self, since: float, timeout: float) -> bool:
-        """Wait for `DRAIN_CYCLES` good cycles begun after `since`, the last with no pending."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while True:
-                    good = [row for row in self.cycles() if row["start"] > since and row["ok"]]
-                    if len(good) >= DRAIN_CYCLES and good[-1]["pending"] == 0:
-                        return True
-                    await asyncio.sleep(0.2)
-        return False
+    async def _hold(self, fault: sf.Fault) -> None:
+        """Sleep for the fault's length, but not past the end of the fault phase."""
+        left = self.started + self.seconds - time.monotonic()
+        await asyncio.sleep(max(0.0, min(fault.seconds, left)))
 
 
-async def lane(
-    faults: list[sf.Fault],
-    started: float,
-    seconds: float,
-    sim: procs.Sim,
-    sup_: Supervisor,
-    receiver: FaultyReceiver,
-) -> None:
-    """Carry out one lane's faults in order, on the wall clock."""
-    for fault in faults:
-        await asyncio.sleep(max(0.0, started + fault.at - time.monotonic()))
-        if fault.lane == "dli":
-            await sim.command("fault " + json.dumps({"kind": fault.kind, **fault.params}))
-        elif fault.lane == "process":
-            await sup_.hit(fault.kind, fault.params["pause"])
-        else:
-            await receiver.set_mode(fault.kind, fault.params)
-            left = started + seconds - time.monotonic()
-            await asyncio.sleep(max(0.0, min(fault.seconds, left)))
-            await receiver.set_mode(None)
-
-
-async def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def soak(args: argparse.Namespace, tmp: Path, lib: str | None) -> dict[str, Any]:
     """Run the simulator, the supervised daemon and the receiver through the schedule."""
     seconds = args.minutes * 60
     schedule = sf.schedule(
-        args.seed, seconds, request_timeout=REQUEST_TIMEOUT_S, page_size=PAGE_SIZE
+        args.seed,
+        seconds,
+        request_timeout=REQUEST_TIMEOUT_S,
+        page_size=PAGE_SIZE,
+        clock_jumps=lib is not None,
     )
     receiver = FaultyReceiver(args.seed)
+    clock = ClockFile(tmp / "faketime.offset", lib)
     async with AsyncExitStack() as stack:
         hook = await stack.enter_async_context(receiver.serving())
         sim = await procs.Sim.spawn(
-            "simulator", "-m", "benchmarks.scale_sim", "--scenario", "soak",
+            "simulator", "-m", "benchmarks.scale_sim", "--scenario", "soak", "--auth", "token",
             "--seed", str(args.seed), "--interval", str(args.interval),
             "--truth", str(tmp / "truth.jsonl"), "--requests", str(tmp / "requests.jsonl"),
             "--stats", str(tmp / "stats.json"), "--max-seconds", str(seconds + 600),
@@ -221,42 +187,33 @@ async def soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         endpoint = f"http://127.0.0.1:{hello['port']}"
         config = daemon_config(args.interval, endpoint, hello["project_id"], hook, tmp / "state.db")
         (tmp / "monitor.yaml").write_text(yaml.safe_dump(config))
-        supervisor = Supervisor(tmp / "monitor.yaml")
+        supervisor = kills.Supervisor(tmp / "monitor.yaml", clock.env())
         await supervisor.start()
         stack.push_async_callback(supervisor.close)
         await supervisor.current.wait_cycles(1, timeout=120)
         await sim.command("go")
-        started = time.monotonic()
-        lanes = [[f for f in schedule if f.lane == name] for name in ("dli", "process", "sink")]
-        await asyncio.gather(
-            *(lane(faults, started, seconds, sim, supervisor, receiver) for faults in lanes)
-        )
-        await sim.command('fault {"kind": "clear"}')
-        await receiver.set_mode(None)
+        await Lanes(seconds, sim, supervisor, receiver, clock).run(schedule)
         await sim.command("pause")
-        drained = await supervisor.settle(time.time(), timeout=60 + 10 * args.interval)
+        settle_s = 60 + 10 * args.interval + clock.stall_left()  # a last step back stalls it
+        drained = await supervisor.settle(time.time(), timeout=settle_s)
         await receiver.settle(1.0, args.interval + 5)
-    return analyse(args, tmp, schedule, supervisor, receiver, drained)
+    if args.logs:
+        kills.keep_logs(Path(args.logs), [sim, *supervisor.daemons])
+    return analyse(args, tmp, schedule, supervisor, receiver, clock, drained)
 
 
-def analyse(
-    args: argparse.Namespace,
-    tmp: Path,
+def _faults(
     schedule: list[sf.Fault],
-    supervisor: Supervisor,
+    stats: dict[str, Any],
+    supervisor: kills.Supervisor,
     receiver: FaultyReceiver,
-    drained: bool,
-) -> dict[str, Any]:
-    """Match the receipts with the ground truth; count the faults."""
-    truth = sup.Truth.load(tmp / "truth.jsonl")
-    cycles = supervisor.cycles()
-    good = [(row["start"], row["end"]) for row in cycles if row["ok"]]
-    go = truth.control_time("go") or 0.0
-    accounting = account(truth, good, receiver.events, go)
-    stats = json.loads((tmp / "stats.json").read_text())
+    clock: ClockFile,
+) -> dict[str, dict[str, Any]]:
+    """Per kind: how many were scheduled and how many really injected."""
     injected = Counter(stats.get("faults_fired", {}))
     injected.update(supervisor.signals)
     injected.update(receiver.episodes)
+    injected[sf.CLOCK_JUMP] = len(clock.episodes)
     scheduled = Counter(fault.kind for fault in schedule)
     faults = {
         kind: {"scheduled": scheduled[kind], "injected": injected[kind], "unit": sf.UNITS[kind]}
@@ -264,6 +221,50 @@ def analyse(
     }
     for kind, count in receiver.affected.items():
         faults[kind]["requests_affected"] = count
+    return faults
+
+
+def _new_fault_figures(
+    per_kill: list[dict[str, Any]],
+    stats: dict[str, Any],
+    supervisor: kills.Supervisor,
+    receiver: FaultyReceiver,
+    clock: ClockFile,
+) -> dict[str, Any]:
+    """Raw duplicates per SIGKILL, token fetches and refreshes, clock jumps."""
+    sigkills = [row["redelivered"] for row in per_kill if row["kind"] != "sigterm"]
+    events = Counter[str]()
+    for daemon in supervisor.daemons:
+        events.update(daemon.events)
+    return {
+        "sigkills": len(sigkills),
+        "duplicates_raw_max_per_sigkill": max(sigkills, default=0),
+        "largest_post_events": largest_post(receiver.events),
+        "iam_tokens_issued": stats.get("iam_token_answers", {}).get("201", 0),
+        "daemon_token_fetches": events["IAM token obtained"],
+        "daemon_reauth_retries": sum(n for e, n in events.items() if "fresh credentials" in e),
+        "clock_jumps": len(clock.episodes),
+    }
+
+
+def analyse(
+    args: argparse.Namespace,
+    tmp: Path,
+    schedule: list[sf.Fault],
+    supervisor: kills.Supervisor,
+    receiver: FaultyReceiver,
+    clock: ClockFile,
+    drained: bool,
+) -> dict[str, Any]:
+    """Match the receipts with the ground truth; count the faults."""
+    truth = sup.Truth.load(tmp / "truth.jsonl")
+    cycles = supervisor.cycles()
+    good = [(row["start"], row["end"]) for row in cycles if row["ok"]]
+    go = truth.control_time("go") or 0.0
+    failing, jumps = receiver.failing_spans(), clock.spans()
+    accounting = account(truth, good, receiver.events, go, failing=failing, jumps=jumps)
+    stats = json.loads((tmp / "stats.json").read_text())
+    per_kill = redeliveries(receiver.events, supervisor.kills)
     summary = accounting.summary()
     summary.update(
         restarts=supervisor.restarts,
@@ -274,14 +275,16 @@ def analyse(
         drained=drained,
         daemon_warnings=sum(len(daemon.warnings) for daemon in supervisor.daemons),
         daemon_exit_codes=dict(Counter(str(d.proc.returncode) for d in supervisor.daemons)),
+        **_new_fault_figures(per_kill, stats, supervisor, receiver, clock),
     )
     ok = not (summary["missed"] or summary["false"] or summary["duplicates_real"])
     warnings = Counter(NOISE.sub("…", w) for daemon in supervisor.daemons for w in daemon.warnings)
+    not_injected = [*sf.NOT_INJECTED, *([] if clock.lib else [sf.CLOCK_JUMP])]
     meta = {
         "minutes": args.minutes, "seed": args.seed, "interval": args.interval,
         "page_size": PAGE_SIZE, "request_timeout_s": REQUEST_TIMEOUT_S,
         "delivery_timeout_s": DELIVERY_TIMEOUT_S, "scenario": asdict(sup.SCENARIOS["soak"]),
-        "not_injected": list(sf.NOT_INJECTED), "argv": sys.argv[1:],
+        "not_injected": not_injected, "libfaketime": clock.lib, "argv": sys.argv[1:],
     }  # fmt: skip
     details = {
         "missed": accounting.missed[:30],
@@ -292,8 +295,13 @@ def analyse(
         "order_breaks": [
             w for daemon in supervisor.daemons for w in daemon.warnings if "order" in w
         ][:10],
+        "kills": per_kill,
+        "clock_jumps": clock.report(supervisor.longest_gap, after=3 * args.interval),
+        "receiver_failing_s": round(sum(b - a for a, b in failing), 2),
+        "dli_rules_expired": stats.get("faults_expired", {}),
         "schedule": [asdict(fault) for fault in schedule],
     }
+    faults = _faults(schedule, stats, supervisor, receiver, clock)
     return {"ok": ok, "meta": meta, "summary": summary, "faults": faults, "details": details}
 
 
@@ -304,16 +312,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--interval", type=float, default=2.0, help="the daemon's poll interval")
     parser.add_argument("--out", default=str(sup.REPO / "benchmarks" / "results" / "soak.json"))
+    parser.add_argument("--logs", default=None, help="folder to keep every process's JSON lines")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the soak, print and write the result; 0 when nothing was lost, doubled or false."""
     args = parse_args(argv)
+    lib = find_libfaketime()
+    if lib is None and tools_required():
+        print(
+            "soak failed: libfaketime is required (REQUIRE_TOOLS=1) for clock_jump but is not "
+            "installed; apt-get install faketime",
+            file=sys.stderr,
+        )
+        return 2
     budget = args.minutes * 60 + 600
     try:
         with tempfile.TemporaryDirectory(prefix="soak-") as name:
-            report = asyncio.run(asyncio.wait_for(soak(args, Path(name)), budget))
+            report = asyncio.run(asyncio.wait_for(soak(args, Path(name), lib), budget))
     except (procs.RunFailed, TimeoutError) as exc:
         print(f"soak failed: {exc or f'over {budget:.0f} s'}", file=sys.stderr)
         return 2

@@ -4,7 +4,9 @@ Tests arm rules (`world.faults.fail("list_batches", status=500, at_offset=20)`),
 consumes them as matching requests arrive. A rule matches by operation (or "any"), optionally by
 the list offset (`from`, exact) and by queue (the `queue_name`/`cluster_name` filter of a list
 request, the job's queue for per-job calls). Each match uses up one of the rule's `count`.
-Turning a rule into an HTTP answer is the server's job; nothing here does I/O.
+A `reset` rule drops the connection unanswered. `revoke_tokens()` invalidates every IAM token
+issued so far (`iam.TokenIssuer` asks `token_revoked`). Turning a rule into an HTTP answer (or
+a dropped connection) is the server's job; nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Literal
 OPERATIONS = frozenset({"list_batches", "get_batch", "get_state", "get_log", "cancel_batch"})
 """The operations the simulator serves; rules may also name "any"."""
 
-FaultKind = Literal["fail", "rate_limit", "delay", "malformed"]
+FaultKind = Literal["fail", "rate_limit", "delay", "malformed", "reset"]
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Faults:
     def __init__(self) -> None:
         self.rules: list[FaultRule] = []
         self.drifts: list[Drift] = []
+        self.token_epoch = 0
+        """Bumped by `revoke_tokens`; tokens issued in an earlier epoch are revoked."""
 
     def fail(
         self,
@@ -138,6 +142,26 @@ class Faults:
         self.rules.append(
             FaultRule(operation, "malformed", count, 200, body, at_offset=at_offset, queue=queue)
         )
+
+    def reset(
+        self,
+        operation: str,
+        count: int = 1,
+        *,
+        at_offset: int | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """Drop the connection of the next `count` matching requests unanswered (a TCP reset)."""
+        _check(operation, count)
+        self.rules.append(FaultRule(operation, "reset", count, at_offset=at_offset, queue=queue))
+
+    def revoke_tokens(self) -> None:
+        """Make every IAM token issued so far invalid at once, as if each expired early."""
+        self.token_epoch += 1
+
+    def token_revoked(self, epoch: int) -> bool:
+        """True when a token issued in `epoch` was revoked since (`clear` does not undo it)."""
+        return epoch < self.token_epoch
 
     def insert_during_paging(self, job: Mapping[str, Any], after_offset: int) -> None:
         """Add a job (kwargs of `World.add_job`) when a list request with from >= offset comes."""

@@ -3,37 +3,37 @@
 Serves `GET /v2.0/{project_id}/batches` (paging, filters, `order=CREATE_TIME_DESC|ASC`; the
 world's `total_mode`/`list_order` knobs shape the answer), `GET .../batches/{id}`,
 `.../state`, `.../log` and `DELETE .../batches/{id}` with DLI's field names and error bodies.
-One middleware plays the API gateway in front of it: routing errors (404 APIG.0101), AK/SK
-signature checks with clock-skew and lock-out rules (401 APIG.0301/0303), the armed faults,
-`X-Request-Id` on every answer, and the request log. Job state itself lives in `world`.
+One middleware plays the API gateway in front of it: routing errors (404 APIG.0101), the
+authentication of `iam` (AK/SK signatures, 401 APIG.0301/0303; or IAM tokens, 401
+APIG.0301/0307, with `POST /v3/auth/tokens` served beside the API), the armed faults (a
+`reset` rule drops the connection unanswered), `X-Request-Id` on every answer, and the request
+log. Job state itself lives in `world`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import struct
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from monitor.dli.signer import parse_authorization, parse_sdk_date, sdk_date, verify
 from monitor.models import Clock
 from monitor.simulator.faults import FaultRule
+from monitor.simulator.iam import IAM_OPERATION, IAM_TOKENS_PATH, AkSkGate, TokenIssuer
 from monitor.simulator.world import RecordedRequest, SimJob, World
 
-AuthMode = Literal["none", "aksk"]
+AuthMode = Literal["none", "aksk", "token"]
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 LOG_PAGE = 100
-MAX_SKEW = timedelta(minutes=15)
-LOCK_AFTER = 5
-LOCK_FOR = timedelta(minutes=5)
 SPARK_VERSION = "3.3.1"
 ORDER_DESC = "CREATE_TIME_DESC"
 ORDER_ASC = "CREATE_TIME_ASC"
@@ -54,84 +54,22 @@ class _ApiError(Exception):
         self.message = message
 
 
-@dataclass
-class _Gatekeeper:
-    """AK/SK checks as the API gateway does them, lock-out counters included."""
-
-    credentials: Mapping[str, str]
-    clock: Clock
-    failures: dict[str, int] = field(default_factory=dict)
-    locked_until: dict[str, datetime] = field(default_factory=dict)
-
-    def check(
-        self,
-        method: str,
-        path: str,
-        query: Sequence[tuple[str, str]],
-        request: web.Request,
-        body: bytes,
-    ) -> tuple[str, str] | None:
-        """None when the request may pass; else the APIG error code and message."""
-        now = self.clock()
-        parsed = parse_authorization(request.headers.get("Authorization", ""))
-        access_key = parsed.access_key if parsed and parsed.access_key in self.credentials else ""
-        until = self.locked_until.get(access_key)
-        if until is not None:
-            if now < until:
-                return "APIG.0301", "AK access failed to reach the limit,forbidden"
-            del self.locked_until[access_key]
-        problem = self._problem(method, path, query, request, body, now)
-        if problem is None:
-            self.failures.pop(access_key, None)
-        elif access_key:
-            self.failures[access_key] = self.failures.get(access_key, 0) + 1
-            if self.failures[access_key] >= LOCK_AFTER:
-                del self.failures[access_key]
-                self.locked_until[access_key] = now + LOCK_FOR
-        return problem
-
-    def _problem(
-        self,
-        method: str,
-        path: str,
-        query: Sequence[tuple[str, str]],
-        request: web.Request,
-        body: bytes,
-        now: datetime,
-    ) -> tuple[str, str] | None:
-        reason = verify(
-            method=method,
-            path=path,
-            query=query,
-            headers=request.headers,
-            body=body,
-            secret_for=self.credentials,
-        )
-        if reason is not None:
-            return "APIG.0301", f"Incorrect IAM authentication information: {reason}"
-        raw_date = request.headers.get("X-Sdk-Date", "")
-        try:
-            signed_at = parse_sdk_date(raw_date)
-        except ValueError:
-            return "APIG.0301", "Incorrect IAM authentication information: invalid x-sdk-date"
-        if abs(now - signed_at) > MAX_SKEW:
-            return (
-                "APIG.0303",
-                f"signature expired, signature time:{raw_date}, server time:{sdk_date(now)}",
-            )
-        return None
-
-
 class _Simulator:
     """The routes and the gateway middleware over one world."""
 
     def __init__(
-        self, world: World, project_id: str, gate: _Gatekeeper | None, clock: Clock
+        self,
+        world: World,
+        project_id: str,
+        gate: AkSkGate | None,
+        clock: Clock,
+        tokens: TokenIssuer | None = None,
     ) -> None:
         self.world = world
         self.project_id = project_id
         self.gate = gate
         self.clock = clock
+        self.tokens = tokens
 
     @web.middleware
     async def gateway(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -157,7 +95,11 @@ class _Simulator:
     def _operation(self, request: web.Request) -> str | None:
         """The operation a request addresses, or None for an unknown route or project."""
         info = request.match_info
-        if info.http_exception is not None or info.get("project_id") != self.project_id:
+        if info.http_exception is not None:
+            return None
+        if info.route.name == IAM_OPERATION:
+            return IAM_OPERATION
+        if info.get("project_id") != self.project_id:
             return None
         return info.route.name
 
@@ -170,11 +112,15 @@ class _Simulator:
         pairs: Sequence[tuple[str, str]],
         request_id: str,
     ) -> web.StreamResponse:
+        if operation == IAM_OPERATION:  # IAM is its own service: no gateway rules, no faults
+            return await handler(request)
+        problem = None
         if self.gate is not None:
-            body = await request.read()
-            problem = self.gate.check(request.method, path, pairs, request, body)
-            if problem is not None:
-                return _apig(401, problem[0], problem[1], request_id)
+            problem = self.gate.check(request.method, path, pairs, request, await request.read())
+        elif self.tokens is not None:
+            problem = self.tokens.check(request.headers.get("X-Auth-Token"))
+        if problem is not None:
+            return _apig(401, problem[0], problem[1], request_id)
         offset, queue = self._fault_context(request, operation, _first_values(pairs))
         if operation == "list_batches" and offset is not None:
             self.world.apply_drift(offset, queue)
@@ -183,7 +129,7 @@ class _Simulator:
             await asyncio.sleep(seconds)
         rule = self.world.faults.take_response(operation, offset, queue)
         if rule is not None:
-            return _fault_response(rule, request_id)
+            return _fault_response(rule, request, request_id)
         try:
             return await handler(request)
         except _ApiError as exc:
@@ -345,8 +291,23 @@ def _apig(status: int, code: str, message: str, request_id: str) -> web.Response
     )
 
 
-def _fault_response(rule: FaultRule, request_id: str) -> web.Response:
-    """The answer an armed fault rule gives."""
+def _reset(request: web.Request) -> None:
+    """Drop the connection at once, unanswered: linger 0 makes the close a TCP reset (RST)."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+def _fault_response(rule: FaultRule, request: web.Request, request_id: str) -> web.Response:
+    """The answer an armed fault rule gives (a reset gives none: the response is never sent)."""
+    if rule.kind == "reset":
+        _reset(request)
+        return web.Response(status=502, text="connection reset")
     if rule.kind == "rate_limit":
         response = _apig(
             429,
@@ -374,19 +335,27 @@ def make_app(
     credentials: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> web.Application:
-    """The simulator as an aiohttp application, serving one project of `world`."""
+    """The simulator as an aiohttp application, serving one project of `world`.
+
+    `credentials` map access key -> secret key for auth "aksk", "domain/user" -> password for
+    auth "token" (which also serves IAM's `POST /v3/auth/tokens`).
+    """
     clock = clock or world.clock
+    gate: AkSkGate | None = None
+    tokens: TokenIssuer | None = None
     if auth == "aksk":
         if not credentials:
             raise ValueError("auth 'aksk' needs credentials (access key -> secret key)")
-        gate: _Gatekeeper | None = _Gatekeeper(dict(credentials), clock)
-    elif auth == "none":
-        gate = None
-    else:
-        raise ValueError(f"auth must be 'none' or 'aksk', got {auth!r}")
-    sim = _Simulator(world, project_id, gate, clock)
+        gate = AkSkGate(dict(credentials), clock)
+    elif auth == "token":
+        tokens = TokenIssuer(credentials, project_id=project_id, faults=world.faults, clock=clock)
+    elif auth != "none":
+        raise ValueError(f"auth must be 'none', 'aksk' or 'token', got {auth!r}")
+    sim = _Simulator(world, project_id, gate, clock, tokens)
     app = web.Application(middlewares=[sim.gateway])
     router = app.router
+    if tokens is not None:
+        router.add_post(IAM_TOKENS_PATH, tokens.handle, name=IAM_OPERATION)
     router.add_get(_BATCHES, sim.list_batches, name="list_batches", allow_head=False)
     router.add_get(_BATCH, sim.get_batch, name="get_batch", allow_head=False)
     router.add_delete(_BATCH, sim.cancel_batch, name="cancel_batch")

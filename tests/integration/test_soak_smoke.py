@@ -1,29 +1,42 @@
 """Smoke test of the fault soak: a short seeded soak loses, doubles and invents nothing.
 
-Runs `python -m benchmarks.soak` as a subprocess (simulator process, real daemon killed and
-restarted, faulty webhook receiver, all on loopback) and reads its JSON. The seed's schedule
-has at least one SIGKILL, one SIGTERM, DLI 5xx bursts and receiver outages. It asserts
-correctness only, never timings.
+Runs `python -m benchmarks.soak` as a subprocess (simulator process with IAM tokens, real
+daemon killed and restarted, faulty webhook receiver, all on loopback) and reads its JSON. The
+seed's schedule has every fault kind but the long receiver outage (runs under 4 minutes have
+none): SIGKILL at random and mid-listing, mid-delivery and between commit and delivery,
+SIGTERM, DLI 5xx bursts, dropped connections, revoked tokens, receiver outages, and wall-clock
+jumps both ways when libfaketime is installed (Debian package `faketime`; with
+``REQUIRE_TOOLS=1`` it must be). It asserts correctness only, never timings.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks.soak_clock import find_libfaketime
+
 REPO = Path(__file__).resolve().parents[2]
-SEED = 3
+SEED = 1
 MINUTES = 1.75
-MUST_HAVE = ("sigkill", "sigterm", "dli_5xx", "sink_down")
+MUST_HAVE = (
+    "sigkill", "sigterm", "dli_5xx", "sink_down", "dli_reset", "revoke_tokens",
+    "sigkill_listing", "sigkill_delivery", "sigkill_commit",
+)  # fmt: skip
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_soak_smoke_loses_doubles_and_invents_nothing(tmp_path: Path) -> None:
+    faketime = find_libfaketime() is not None
+    if not faketime and os.environ.get("REQUIRE_TOOLS") == "1":
+        pytest.fail("libfaketime is required (REQUIRE_TOOLS=1): apt-get install faketime")
     out = tmp_path / "soak.json"
     command = [
         sys.executable, "-m", "benchmarks.soak", "--minutes", str(MINUTES),
@@ -40,10 +53,42 @@ def test_soak_smoke_loses_doubles_and_invents_nothing(tmp_path: Path) -> None:
     assert summary["missed"] == 0, context
     assert summary["false"] == 0, context
     assert summary["duplicates_real"] == 0, (summary, report["details"]["real_duplicates"][:5])
-    for kind in MUST_HAVE:
+    for kind in (*MUST_HAVE, *(("clock_jump",) if faketime else ())):
         assert faults[kind]["scheduled"] >= 1, kind
     for kind, row in faults.items():
         if row["scheduled"]:
             assert row["injected"] >= 1, (kind, row)
-    assert summary["restarts"] >= 2
+    if faketime:
+        offsets = {jump["offset"][0] for jump in report["details"]["clock_jumps"]}
+        assert offsets == {"+", "-"}, report["details"]["clock_jumps"]
+    else:
+        assert "clock_jump" in report["meta"]["not_injected"]
+    assert summary["daemon_reauth_retries"] >= 1, summary  # a 401, one new token, a retry
+    assert summary["restarts"] >= 5
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("seed", [1, 3, 7])
+def test_the_schedule_keeps_its_spacing_rules(seed: int) -> None:
+    from benchmarks import soak_faults as sf
+
+    def kinds(minutes: float, kind: str) -> list[sf.Fault]:
+        plan = sf.schedule(seed, minutes * 60, request_timeout=2.0, page_size=20)
+        return [fault for fault in plan if fault.kind == kind]
+
+    assert not kinds(3.9, sf.LONG_OUTAGE)
+    for minutes in (4, 12, 25):
+        outages = kinds(minutes, sf.LONG_OUTAGE)
+        assert 1 <= len(outages) <= -(-minutes // 10)
+        assert all(60 <= fault.seconds <= 150 for fault in outages)
+        assert all(b.at - a.at >= 600 for a, b in itertools.pairwise(outages))
+        assert all(fault.at + fault.seconds <= minutes * 60 for fault in outages)
+    revokes = [fault.at for fault in kinds(25, "revoke_tokens")]
+    assert revokes and all(b - a >= sf.REVOKE_SPACING_S for a, b in itertools.pairwise(revokes))
+    offsets = {fault.params["offset"][0] for fault in kinds(3, sf.CLOCK_JUMP)}
+    assert offsets == {"+", "-"}
+    assert not [
+        f
+        for f in sf.schedule(seed, 180, request_timeout=2.0, page_size=20, clock_jumps=False)
+        if f.kind == sf.CLOCK_JUMP
+    ]

@@ -595,6 +595,44 @@ async def test_a_delay_holds_the_response_then_answers_normally(world: World, si
     assert answer.status == 200
 
 
+async def test_a_reset_drops_the_connection_and_aiohttp_resends_a_get_once(
+    world: World, sim: Sim
+) -> None:
+    """aiohttp (3.14) re-sends an idempotent request once after a dropped connection."""
+    world.faults.reset("list_batches", count=3)
+    with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        await sim.call(BATCHES)
+    assert [call.status for call in world.calls("list_batches")] == [502, 502]
+    assert (await sim.call(BATCHES)).status == 200  # the third reset, then the re-send
+    assert [call.status for call in world.calls("list_batches")][2:] == [502, 200]
+    assert world.faults.armed == 0
+
+
+async def test_the_daemon_client_calls_a_reset_a_connection_failure(world: World, sim: Sim) -> None:
+    from monitor.dli.auth import NoAuth
+    from monitor.dli.client import DliClient, RetryPolicy
+    from monitor.dli.errors import DliTransportError
+    from monitor.poll.reasons import reason
+
+    seen: list[str] = []
+    client = DliClient(
+        sim.session,
+        endpoint=str(sim.server.make_url("")).rstrip("/"),
+        project_id=PROJECT,
+        auth=NoAuth(),
+        retry=RetryPolicy(attempts=2, backoff=(0,)),
+        observer=lambda operation, code: seen.append(code),
+    )
+    world.faults.reset("any", count=2)  # one attempt (aiohttp's own re-send included)
+    assert (await client.list_batches(offset=0, size=10)).rows == ()
+    world.faults.reset("any", count=4)
+    with pytest.raises(DliTransportError) as caught:
+        await client.list_batches(offset=0, size=10)
+    assert seen == ["connection_reset", "200", "connection_reset", "connection_reset"]
+    assert caught.value.error_code == "connection_reset"
+    assert reason(caught.value) == "connection"
+
+
 def test_a_fault_for_an_unknown_operation_is_refused(world: World) -> None:
     with pytest.raises(ValueError, match="unknown operation"):
         world.faults.fail("list_batch")
