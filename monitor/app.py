@@ -30,13 +30,14 @@ from monitor.config import AlertmanagerSinkSettings, ServerAuthSettings, Setting
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
 from monitor.health import Health
 from monitor.leadership import Leadership
+from monitor.leadership_probes import RoleProbes
 from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, utc_now
 from monitor.pipeline import Pipeline, Shared, build_pipeline, owned_targets
 from monitor.poll.cycle import Cycle
 from monitor.poll.listing import ALL_QUEUES
 from monitor.routing import Router
-from monitor.scheduler import TrackedJob, add_periodic, build_scheduler, drain
+from monitor.scheduler import ClockWatch, TrackedJob, add_periodic, build_scheduler, drain
 from monitor.server import Credentials, bound_port, make_app, start_server
 from monitor.shard import Shard
 from monitor.sinks import AlertmanagerSink
@@ -198,7 +199,7 @@ class Monitor:
             return
         app = make_app(
             self.metrics,
-            self.leadership.probes,
+            RoleProbes(self.leadership, self.health),
             views=self._views,
             credentials=_credentials(server.auth),
             role=self.leadership.role_view,
@@ -290,9 +291,12 @@ async def run(
             jobs = [*_cycle_jobs(monitor, scheduler), delivery_job]
             jobs += _alert_refreshers(monitor, scheduler)
             scheduler.start()
+            clock_watch = ClockWatch(scheduler)
+            clock_watch.start()
             log.info("monitor started", interval_s=settings.poll.interval)
             await stop.wait()
             log.info("shutting down", timeout_s=settings.shutdown_timeout)
+            await clock_watch.stop()
             started = loop.time()
             finished = await drain(scheduler, jobs, settings.shutdown_timeout)
             remaining = settings.shutdown_timeout - (loop.time() - started)

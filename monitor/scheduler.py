@@ -10,13 +10,18 @@ into one. `TrackedJob` remembers the running task so shutdown can wait for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import undefined
+
+log = structlog.get_logger(__name__)
 
 CYCLE_JOB = "poll-cycle"
 DELIVERY_JOB = "outbox-drain"
@@ -112,6 +117,70 @@ def run_soon(scheduler: AsyncIOScheduler, job_id: str, delay_s: float) -> None:
 def set_interval(scheduler: AsyncIOScheduler, job_id: str, interval_s: float) -> None:
     """Run an interval job every `interval_s` from now on (the next run moves accordingly)."""
     scheduler.reschedule_job(job_id, trigger=IntervalTrigger(seconds=interval_s, timezone=UTC))
+
+
+class ClockWatch:
+    """Re-plans the interval jobs when the wall clock steps (NTP, a resumed VM, an operator).
+
+    APScheduler 3 plans on the wall clock: after a step back of N seconds it would start no job
+    for N seconds (and the next poll would come that much late). This watch runs on the event
+    loop's monotonic clock, compares how far both clocks moved each second, and on a step of
+    more than `tolerance_s` restarts every interval job's plan from now (one warning each time).
+    """
+
+    def __init__(
+        self,
+        scheduler: AsyncIOScheduler,
+        *,
+        tolerance_s: float = 2.0,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._scheduler = scheduler
+        self._tolerance = tolerance_s
+        self._wall = wall
+        self._monotonic = monotonic
+        self._last = (wall(), monotonic())
+        self._task: asyncio.Task[None] | None = None
+        self.steps = 0
+
+    def check(self) -> float:
+        """Compare both clocks since the last check; returns the step seen (0 within tolerance)."""
+        wall, mono = self._wall(), self._monotonic()
+        step = (wall - self._last[0]) - (mono - self._last[1])
+        self._last = (wall, mono)
+        if abs(step) <= self._tolerance:
+            return 0.0
+        self.steps += 1
+        replanned = []
+        for job in self._scheduler.get_jobs():
+            if isinstance(job.trigger, IntervalTrigger):
+                seconds = job.trigger.interval.total_seconds()
+                self._scheduler.reschedule_job(
+                    job.id, trigger=IntervalTrigger(seconds=seconds, timezone=UTC)
+                )
+                replanned.append(job.id)
+        log.warning("wall clock stepped; jobs planned again from now", step_s=round(step, 1),
+                    jobs=replanned)  # fmt: skip
+        return step
+
+    def start(self, every_s: float = 1.0) -> None:
+        """Check every `every_s` seconds (monotonic) until `stop`."""
+        self._last = (self._wall(), self._monotonic())
+        self._task = asyncio.get_running_loop().create_task(self._run(every_s))
+
+    async def _run(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            self.check()
+
+    async def stop(self) -> None:
+        """Stop checking."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 async def drain(scheduler: AsyncIOScheduler, jobs: list[TrackedJob], timeout: float) -> bool:

@@ -169,10 +169,13 @@ class IamTokenAuth:
         return {**headers, "X-Auth-Token": await self._current()}
 
     async def on_unauthorized(self) -> bool:
-        """Drop the token and fetch a new one; False when that was already done < 60 s ago."""
+        """Drop the token and fetch a new one; False when that was already done < 60 s ago.
+
+        A wall clock that stepped back since (negative time elapsed) does not hold it back."""
         async with self._lock:
             now = self._clock()
-            if self._last_forced is not None and now - self._last_forced < REAUTH_INTERVAL:
+            since = None if self._last_forced is None else now - self._last_forced
+            if since is not None and timedelta(0) <= since < REAUTH_INTERVAL:
                 return False
             self._last_forced = now
             self._token = None

@@ -181,6 +181,18 @@ async def test_on_unauthorized_fetches_a_new_token_at_most_once_a_minute(
     assert (await auth.headers("GET", URL, {}, b""))["X-Auth-Token"] == "token-3"
 
 
+async def test_a_wall_clock_step_back_does_not_hold_back_a_new_token(
+    session: aiohttp.ClientSession, iam: tuple[FakeIam, str], clock: FakeClock
+) -> None:
+    fake, endpoint = iam
+    auth = _token_auth(session, endpoint, clock)
+    await auth.headers("GET", URL, {}, b"")
+    assert await auth.on_unauthorized() is True
+    clock.advance(seconds=-45)  # NTP stepped the clock back
+    assert await auth.on_unauthorized() is True
+    assert len(fake.requests) == 3
+
+
 async def test_a_failing_iam_raises_auth_error_without_the_password(
     session: aiohttp.ClientSession, iam: tuple[FakeIam, str], clock: FakeClock
 ) -> None:

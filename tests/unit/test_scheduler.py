@@ -1,12 +1,15 @@
-"""The scheduler wiring's job wrapper: in-flight runs are tracked, waited for and stopped."""
+"""The scheduler wiring: in-flight runs are tracked, waited for and stopped; a step of the wall
+clock re-plans the interval jobs."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.scheduler import TrackedJob
+from monitor.scheduler import ClockWatch, TrackedJob, add_periodic
 
 
 async def a_run_that_never_ends() -> tuple[TrackedJob, asyncio.Task[None]]:
@@ -50,3 +53,60 @@ async def test_waiting_returns_once_the_runs_are_done() -> None:
     assert await job.wait(5)
     await task
     assert await job.wait(0)  # nothing left in flight
+
+
+class SteppingClocks:
+    """A wall clock and a monotonic clock that the test moves; `step` moves only the wall."""
+
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.offset = 0.0
+
+    def wall(self) -> float:
+        return 1_800_000_000.0 + self.mono + self.offset
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+async def _noop() -> None:
+    return None
+
+
+@pytest.mark.parametrize("step", [-60.0, 90.0])
+async def test_a_wall_clock_step_replans_interval_jobs_from_now(step: float) -> None:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    add_periodic(scheduler, TrackedJob("cycle", _noop), job_id="cycle", interval_s=30)
+    scheduler.start(paused=True)
+    try:
+        # as APScheduler leaves it after a step back: the next run far beyond one interval
+        planned = datetime.now(UTC) + timedelta(seconds=600)
+        scheduler.modify_job("cycle", next_run_time=planned)
+        clocks = SteppingClocks()
+        watch = ClockWatch(scheduler, wall=clocks.wall, monotonic=clocks.monotonic)
+        clocks.mono += 1
+        assert watch.check() == 0.0  # both clocks moved alike
+        assert scheduler.get_job("cycle").next_run_time == planned
+        clocks.mono += 1
+        clocks.offset += step  # what NTP does; the real wall clock stands for it below
+        assert watch.check() == pytest.approx(step)
+        replanned = scheduler.get_job("cycle").next_run_time
+        due_in = (replanned - datetime.now(UTC)).total_seconds()
+        assert 25 < due_in <= 30  # one interval from now, whatever the step
+        assert watch.steps == 1
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+async def test_small_drift_is_not_a_step() -> None:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.start(paused=True)
+    try:
+        clocks = SteppingClocks()
+        watch = ClockWatch(scheduler, wall=clocks.wall, monotonic=clocks.monotonic)
+        clocks.mono += 1
+        clocks.offset += 0.5
+        assert watch.check() == 0.0
+        assert watch.steps == 0
+    finally:
+        scheduler.shutdown(wait=False)
