@@ -86,7 +86,7 @@ def daemon_config(
             "retry": {"attempts": 3, "backoff": [0.5, 1.0]},
         },
         "queues": sup.queue_names(sup.SCENARIOS["soak"].queues),
-        "poll": {"interval": interval, "mode": "incremental"},
+        "poll": {"interval": interval, "mode": "incremental", "failure_retry": 1.0},
         "state": {"path": str(state)},
         "server": {"enabled": False},
         "delivery": {"backoff": [1.0, 2.0, 4.0, 8.0], "timeout": DELIVERY_TIMEOUT_S},
