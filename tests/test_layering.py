@@ -85,8 +85,10 @@ ALLOWED: dict[str, set[str]] = {
         "pipeline",
         "shard",
         "leadership",
+        "leadership_probes",
     },
     "leadership": {"config", "health", "leader", "models", "store"},
+    "leadership_probes": {"health", "leadership"},
     "pipeline": {
         "models",
         "config",

@@ -57,6 +57,7 @@ class LeaseKeeper:
         self._leading = False
         self._deadline = float("-inf")
         self._last_error: str | None = None
+        self._answered = False
         self._callbacks: list[ChangeCallback] = []
         self._became_leader = asyncio.Event()
         self._stopped_leading = asyncio.Event()
@@ -68,6 +69,11 @@ class LeaseKeeper:
     def is_leader(self) -> bool:
         """True while the lease is ours and our own deadline has not passed."""
         return self._leading and self._clock() < self._deadline
+
+    @property
+    def reachable(self) -> bool:
+        """True while the last acquire/renew call got an answer from the database."""
+        return self._answered
 
     @property
     def fence(self) -> Fence | None:
@@ -180,6 +186,7 @@ class LeaseKeeper:
     def _drop_connection(self) -> None:
         """Forget the connection at once; a call cut off midway leaves it in an unknown state."""
         conn, self._conn = self._conn, None
+        self._answered = False
         if conn is not None:
             conn.terminate()
 
@@ -212,6 +219,7 @@ class LeaseKeeper:
         self._last_error = reason
 
     def _succeeded(self, token: int | None, other: str | None, started: float) -> None:
+        self._answered = True
         if self._last_error is not None:
             log.info("lease calls recovered", **self._ctx, previous=self._last_error)
             self._last_error = None

@@ -19,6 +19,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import Settings, StateSettings, load_settings
+from monitor.health import Health
+from monitor.leadership import Leadership
 from monitor.metrics import Metrics
 from monitor.models import Job, JobState
 from tests.conftest import require_tool
@@ -137,6 +139,7 @@ def exported_sample_names() -> set[str]:
     )
     metrics.set_snapshot("etl", [running, dead])
     metrics.observe_finished(dead, "etl")
+    Leadership(None, metrics.registry, Health(stale_after_s=60))  # dli_monitor_leader and co.
     text = generate_latest(metrics.registry).decode()
     return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
