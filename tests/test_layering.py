@@ -108,7 +108,9 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": {"config", "dli", "models", "ratelimit", "sinks"},
     "demo": {"app", "config", "server", "simulator"},
     "preview": {"app", "wiring", "config", "models", "sinks", "codec"},
+    "cli_store": {"config", "logs", "models", "store", "silences"},
     "cli": {
+        "cli_store",
         "config",
         "logs",
         "app",
