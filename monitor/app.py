@@ -8,7 +8,8 @@ client, budget and scheduler job), cut down to the targets this shard owns (`mon
 fixed order: pause the scheduler, let the in-flight cycle finish within `shutdown_timeout`,
 deliver what can still be delivered, stop the scheduler, the HTTP server, release the leader
 lease, close the store, and close the session last. With `state.url` every leader-only job
-(cycles, drains, alert refreshes) runs through `monitor.leadership`: a standby skips them.
+(cycles, drains, alert refreshes) runs through `monitor.leadership`: a standby skips them; a
+shard of several keeps its state and lease apart from the others' (`monitor.shard_state`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from monitor.routing import Router
 from monitor.scheduler import ClockWatch, TrackedJob, add_periodic, build_scheduler, drain
 from monitor.server import Credentials, bound_port, make_app, start_server
 from monitor.shard import Shard
+from monitor.shard_state import state_scope
 from monitor.sinks import AlertmanagerSink
 from monitor.sinks.base import Sink
 from monitor.store import Store, open_store
@@ -74,8 +76,14 @@ class Monitor:
         self.metrics = Metrics(version=__version__, settings=settings.metrics, clock=clock)
         self.metrics.projects.set_shard(self.shard.index, self.shard.total)
         self.health = Health(stale_after_s=_stale_after(settings), clock=clock)
+        self.scope = state_scope(self.shard, shared_database=settings.state.url is not None)
+        """This shard's PostgreSQL schema and lease name (the defaults with one shard)."""
         self.leadership = Leadership.from_settings(
-            settings.state, self.metrics.registry, self.health
+            settings.state,
+            self.metrics.registry,
+            self.health,
+            name=self.scope.lease,
+            schema=self.scope.schema,
         )
         """The leader lease with `state.url` (a standby polls and delivers nothing)."""
         self._stack = AsyncExitStack()
@@ -119,6 +127,7 @@ class Monitor:
             password=settings.state.password_value(),
             fence=leadership.fence_provider,
             idle_in_transaction_timeout=leadership.idle_limit_s,
+            schema=self.scope.schema,
         )
         self._stack.push_async_callback(self.store.close)
         sinks = build_sinks(settings, sessions, self.clock, instance=leadership.holder)
@@ -187,7 +196,8 @@ class Monitor:
         if not self.pipelines:
             self.health.idle()
         if self.shard.total > 1:
-            log.info("shard owns targets", shard=str(self.shard), targets=owned)
+            schema = self.scope.schema
+            log.info("shard owns targets", shard=str(self.shard), targets=owned, schema=schema)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()

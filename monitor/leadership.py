@@ -1,7 +1,8 @@
 """Leadership in the daemon: which replica polls and delivers, and what the others do meanwhile.
 
 With `state.url` (PostgreSQL) every replica runs a `LeaseKeeper` (`monitor.leader`) on one
-lease (`dli-monitor`; a shard would add its index). `Leadership` ties it to the rest:
+lease (`dli-monitor`; with shards, one per shard in the shard's own schema, as
+`monitor.shard_state` names them). `Leadership` ties it to the rest:
 
 - it is the store's fence provider, so every snapshot commit and outbox claim or mark checks
   the lease inside its own transaction;
@@ -39,14 +40,14 @@ from monitor.config import StateSettings
 from monitor.health import Health
 from monitor.leader import Fence, FencedOff, LeaseKeeper, make_holder_id
 from monitor.models import QueueResult
+from monitor.shard_state import LEASE_NAME
 from monitor.store import StoreFencedOff
+from monitor.store.postgres import ensure_namespace, schema_settings
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-LEASE_NAME = "dli-monitor"
-"""The lease of a deployment that is not sharded."""
 LEADER, STANDBY = "leader", "standby"
 CHANGE_REASONS = ("acquired", "released", "taken_over", "renew_failed", "deadline", "fenced")
 """The `reason` label values of `dli_monitor_leader_changes_total` (a bounded set)."""
@@ -134,21 +135,18 @@ class Leadership:
         *,
         name: str = LEASE_NAME,
         holder: str | None = None,
+        schema: str | None = None,
     ) -> Leadership:
-        """A keeper on `state.url` (same password) with `state.lease_ttl`; none for SQLite."""
+        """A keeper on `state.url` (same password) with `state.lease_ttl`; none for SQLite.
+
+        `name` is the lease row's; `schema` the PostgreSQL schema its `lease` table lives in,
+        which must be the store's (the store's fence check reads the row through its own
+        `search_path`). None: the server's default, as the store's.
+        """
         if state.url is None:
             return cls(None, registry, health)
-        url, password, ttl = state.url, state.password_value(), state.lease_ttl
-
-        async def connect() -> asyncpg.Connection:
-            return await asyncpg.connect(
-                url,
-                password=password,
-                timeout=ttl,
-                server_settings={"application_name": "dli-monitor lease"},
-            )
-
-        keeper = LeaseKeeper(connect, name, holder or make_holder_id(), ttl)
+        connect = _lease_connect(state, schema)
+        keeper = LeaseKeeper(connect, name, holder or make_holder_id(), state.lease_ttl)
         return cls(keeper, registry, health)
 
     @property
@@ -340,6 +338,26 @@ class Leadership:
     def leading_for_s(self) -> float:
         """Seconds since this replica last became the leader."""
         return self._clock() - self._since
+
+
+def _lease_connect(
+    state: StateSettings, schema: str | None
+) -> Callable[[], Awaitable[asyncpg.Connection]]:
+    """How the keeper opens its connection: to `state.url`, placed in `schema` (created if
+    missing, so the keeper never depends on the store having opened first)."""
+    url, password, ttl = state.url, state.password_value(), state.lease_ttl
+    settings = {"application_name": "dli-monitor lease", **schema_settings(schema)}
+
+    async def connect() -> asyncpg.Connection:
+        conn = await asyncpg.connect(url, password=password, timeout=ttl, server_settings=settings)
+        try:
+            await ensure_namespace(conn, schema)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    return connect
 
 
 async def _call(forget: Forget) -> None:

@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"models", "models_silence", "codec", "store", "leader"},
     "leader": {"leader"},
     "shard": set(),
+    "shard_state": {"shard"},
     "silences": {"models", "models_silence"},
     "routing": {"models", "silences", "config"},
     "metrics": {
@@ -84,10 +85,11 @@ ALLOWED: dict[str, set[str]] = {
         "wiring",
         "pipeline",
         "shard",
+        "shard_state",
         "leadership",
         "leadership_probes",
     },
-    "leadership": {"config", "health", "leader", "models", "store"},
+    "leadership": {"config", "health", "leader", "models", "shard_state", "store"},
     "leadership_probes": {"health", "leadership"},
     "pipeline": {
         "models",

@@ -81,15 +81,16 @@ async def open_store(
     password: str | None = None,
     fence: FenceProvider | None = None,
     idle_in_transaction_timeout: float | None = None,
+    schema: str | None = None,
 ) -> Store:
     """Open the store at `location`: a `postgresql://user@host:port/db` URL, or a SQLite file
     path (or `:memory:`).
 
     The one place that picks a backend from where the state lives; `StoreError` when it cannot
     be used. `password` (kept out of the URL) and `fence` (a leader lease's fence provider,
-    see `monitor.store.postgres`) are for PostgreSQL only: a `ValueError` with a path. So is
-    `idle_in_transaction_timeout` (`PostgresStore.open`). Close the store with
-    `await store.close()`.
+    see `monitor.store.postgres`) are for PostgreSQL only: a `ValueError` with a path. So are
+    `idle_in_transaction_timeout` and `schema` (the PostgreSQL schema the tables live in, one
+    per shard; see `PostgresStore.open`). Close the store with `await store.close()`.
     """
     if is_postgres_url(location):
         from monitor.store.postgres import PostgresStore
@@ -99,7 +100,11 @@ async def open_store(
             password=password,
             fence=fence,
             idle_in_transaction_timeout=idle_in_transaction_timeout,
+            schema=schema,
         )
-    if password is not None or fence is not None or idle_in_transaction_timeout is not None:
-        raise ValueError("a password or a fence needs a postgresql:// URL, not a SQLite file")
+    postgres_only = (password, fence, idle_in_transaction_timeout, schema)
+    if any(option is not None for option in postgres_only):
+        raise ValueError(
+            "a password, a fence or a schema needs a postgresql:// URL, not a SQLite file"
+        )
     return SqliteStore.open(location)

@@ -4,7 +4,7 @@ The concerns live beside this module, one each (`snapshots`, `rules`, `outbox`, 
 `silences`); the schema and its version are `schema`'s; transactions, error mapping and the
 fence check are `connection`'s; `bulk` adds the one-transaction import of `state migrate`.
 This class only opens the pool (and prepares the schema), holds the fence provider, and closes
-the pool.
+the pool. With `schema`, all of it lives in that PostgreSQL schema (`namespace`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from monitor.store.postgres.connection import (
     describe,
     fence_getter,
 )
+from monitor.store.postgres.namespace import ensure_namespace, schema_name, schema_settings
 from monitor.store.postgres.outbox import PostgresOutbox
 from monitor.store.postgres.rules import PostgresRuleMemory
 from monitor.store.postgres.schema import prepare
@@ -47,10 +48,18 @@ class PostgresStore(
     """The `Store` contract in a PostgreSQL database shared by replicas; every write is one
     transaction, and with a fence provider the leader-only writes are fenced by the lease."""
 
-    def __init__(self, pool: Any, url: str, fence: FenceProvider | None = None) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        url: str,
+        fence: FenceProvider | None = None,
+        *,
+        schema: str | None = None,
+    ) -> None:
         """Wrap an open pool whose schema is in place; use `PostgresStore.open` instead."""
         self._pool = pool
-        self._where = describe(url)
+        self._schema = schema
+        self._where = _where(url, schema)
         self._fence = fence_getter(fence)
         self._closed = False
 
@@ -64,6 +73,7 @@ class PostgresStore(
         command_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         idle_in_transaction_timeout: float | None = None,
+        schema: str | None = None,
     ) -> PostgresStore:
         """Connect to the database at `url` (a pool of up to 4) and create or check its schema.
 
@@ -73,10 +83,13 @@ class PostgresStore(
         `idle_in_transaction_timeout` has the server end a session that sits idle inside a
         transaction that long: a leader frozen (SIGSTOP) between its fence check and its commit
         would otherwise keep the lease row locked, and no standby could take over.
+        `schema`: the PostgreSQL schema to keep the tables in, created when missing (`ValueError`
+        for an unsafe name); None leaves `search_path` as the server sets it (normally `public`).
         `StoreError` when the database cannot be reached or its schema is from a newer release.
         """
-        where = describe(url)
-        settings = {"application_name": "dli-monitor"}
+        schema = None if schema is None else schema_name(schema)
+        where = _where(url, schema)
+        settings = {"application_name": "dli-monitor", **schema_settings(schema)}
         if idle_in_transaction_timeout is not None:
             limit_ms = max(1, int(idle_in_transaction_timeout * 1000))
             settings["idle_in_transaction_session_timeout"] = str(limit_ms)
@@ -94,6 +107,7 @@ class PostgresStore(
             raise StoreError(f"cannot connect to PostgreSQL {where}: {exc}") from exc
         try:
             async with pool.acquire() as conn:
+                await ensure_namespace(conn, schema)
                 await prepare(conn, where)
         except DB_ERRORS as exc:
             await pool.close()
@@ -101,12 +115,17 @@ class PostgresStore(
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, url, fence)
+        return cls(pool, url, fence, schema=schema)
 
     @property
     def pool(self) -> Any:
         """The asyncpg pool, for PostgreSQL-only tools and tests (never for the monitor itself)."""
         return self._pool
+
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema the tables live in (None: the server's `search_path`)."""
+        return self._schema
 
     @property
     def fenced(self) -> bool:
@@ -121,3 +140,9 @@ class PostgresStore(
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r}, fenced={self.fenced})"
+
+
+def _where(url: str, schema: str | None) -> str:
+    """The database as messages name it: the URL without secrets, and the schema if any."""
+    where = describe(url)
+    return where if schema is None else f"{where} (schema {schema})"
