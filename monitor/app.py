@@ -301,7 +301,8 @@ async def run(
             jobs = [*_cycle_jobs(monitor, scheduler), delivery_job]
             jobs += _alert_refreshers(monitor, scheduler)
             scheduler.start()
-            clock_watch = ClockWatch(scheduler)
+            step = monitor.leadership.guard("clock step", monitor.dispatcher.after_clock_step)
+            clock_watch = ClockWatch(scheduler, on_step=[step])
             clock_watch.start()
             log.info("monitor started", interval_s=settings.poll.interval)
             await stop.wait()

@@ -179,6 +179,19 @@ class Dispatcher:
             self._failing.clear()
             self._unproven = set(self._sinks)
 
+    async def after_clock_step(self) -> int:
+        """The wall clock stepped: the retry times of waiting rows were set on the old clock,
+        so every row waiting out a backoff is due now, and the budgets reload their send times.
+        Returns how many rows were brought forward."""
+        now = self._clock()
+        released = 0
+        for name in self._sinks:
+            released += await self._store.release_retries(name, now)
+        await self.forget()
+        if released:
+            log.info("retries brought forward after a clock step", rows=released)
+        return released
+
     async def _restore_budgets(self) -> None:
         """Feed each budget the send times the store remembers (from before a restart)."""
         now = self._clock()

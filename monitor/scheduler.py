@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -135,7 +135,10 @@ class ClockWatch:
         tolerance_s: float = 2.0,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        on_step: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
+        """`on_step` runs after each step (e.g. bringing wall-clock retry times forward)."""
+        self._on_step = tuple(on_step)
         self._scheduler = scheduler
         self._tolerance = tolerance_s
         self._wall = wall
@@ -172,7 +175,16 @@ class ClockWatch:
     async def _run(self, every_s: float) -> None:
         while True:
             await asyncio.sleep(every_s)
-            self.check()
+            if self.check():
+                await self.after_step()
+
+    async def after_step(self) -> None:
+        """Run the `on_step` callbacks; one that fails is logged and the others still run."""
+        for callback in self._on_step:
+            try:
+                await callback()
+            except Exception:
+                log.exception("clock step follow-up failed")
 
     async def stop(self) -> None:
         """Stop checking."""

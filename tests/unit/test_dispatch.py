@@ -148,6 +148,21 @@ async def test_the_backoff_grows_with_each_failure_and_then_repeats_the_last_ste
     assert waits == [5, 30, 30]
 
 
+async def test_after_a_wall_clock_step_back_rows_waiting_out_a_backoff_are_due_at_once(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    await enqueue(store, clock, [event], ("hook",))
+    hook.script([500])
+    d = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    await d.drain()  # the retry is planned 5 s after "now" on the clock of the time
+    clock.advance(-90)  # NTP steps the clock back: that retry now lies 95 s ahead
+    assert (await d.drain()).delivered == 0
+    assert await d.after_clock_step() == 1
+    assert (await d.drain()).delivered == 1
+    assert await store.outcome(event.event_id, "hook") == ("delivered", 2, "")
+
+
 async def test_when_a_sink_recovers_the_rows_waiting_out_a_backoff_go_at_once(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:

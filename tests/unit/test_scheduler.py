@@ -110,3 +110,19 @@ async def test_small_drift_is_not_a_step() -> None:
         assert watch.steps == 0
     finally:
         scheduler.shutdown(wait=False)
+
+
+async def test_after_a_step_every_follow_up_runs_even_when_one_fails() -> None:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    ran: list[str] = []
+
+    async def broken() -> None:
+        ran.append("broken")
+        raise RuntimeError("boom")
+
+    async def release() -> None:
+        ran.append("release")
+
+    watch = ClockWatch(scheduler, on_step=[broken, release])
+    await watch.after_step()
+    assert ran == ["broken", "release"]
