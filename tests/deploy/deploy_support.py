@@ -7,8 +7,10 @@ tool and fails in CI (REQUIRE_TOOLS=1).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,8 @@ README = ROOT / "README.md"
 # Kustomize overlays of the base, beside it (kustomize refuses a base folder that contains its
 # own overlays: "cycle detected").
 OVERLAYS = ROOT / "deploy" / "overlays"
+# The Helm chart rendering the same objects as the base (and, by values, the overlays).
+CHART = ROOT / "deploy" / "helm" / "dli-batch-monitor"
 
 
 def run_tool(
@@ -181,3 +185,33 @@ def load_pod_config(
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(loadable_config(data)), encoding="utf-8")
     return load_settings(config, environ={})
+
+
+def run_helm(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the real `helm` (as `run_tool` does) with its cache, config and data in a temp dir."""
+    binary = require_tool("helm")
+    with tempfile.TemporaryDirectory(prefix="helm-home-") as home:
+        env = {
+            **os.environ,
+            "HELM_CACHE_HOME": f"{home}/cache",
+            "HELM_CONFIG_HOME": f"{home}/config",
+            "HELM_DATA_HOME": f"{home}/data",
+        }
+        return subprocess.run(
+            [binary, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+
+
+def render_helm(*args: str | Path, release: str = "dli-batch-monitor") -> str:
+    """`helm template <release> <chart> <args>` as text; fails the test when it does not render.
+
+    The default release name gives the objects the base's names.
+    """
+    done = run_helm("template", release, CHART, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
