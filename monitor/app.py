@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import __version__
 from monitor.config import AlertmanagerSinkSettings, ServerAuthSettings, Settings
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
+from monitor.explain import explain_view
 from monitor.health import Health
 from monitor.leadership import Leadership
 from monitor.leadership_probes import RoleProbes
@@ -213,6 +214,7 @@ class Monitor:
             views=self._views,
             credentials=_credentials(server.auth),
             role=self.leadership.role_view,
+            explain=explain_view(self.store, self.settings.rules, self.clock),
         )
         runner = await start_server(app, server.host, server.port)
         self._stack.push_async_callback(runner.cleanup)

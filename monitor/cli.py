@@ -1,13 +1,14 @@
 """The `dli-monitor` command line: argument parsing, logging set-up and exit codes.
 
 Commands: `run`, `once`, `check-config`, `render`, `test-sink`, `demo`, `simulate`,
-`silence add|list|expire`, `state check|migrate`. `run` and `once` take `--shard I
---total-shards N` (or `--total-shards N` alone: the shard is the StatefulSet ordinal in
-`POD_NAME`).
+`silence add|list|expire`, `state check|migrate`, `explain JOB`. `run` and `once` take
+`--shard I --total-shards N` (or `--total-shards N` alone: the shard is the StatefulSet ordinal
+in `POD_NAME`).
 Exit codes: 0 success, 1 a runtime failure (for `once`: a target failed to poll), 2 invalid
 configuration or usage.
 Everything that does work lives elsewhere; this module only parses and dispatches (the
-`silence` and `state` commands and the shared config loading are in `monitor.cli_store`).
+`silence`, `state` and `explain` commands and the shared config loading are in
+`monitor.cli_store`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from monitor.cli_store import (
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
+    add_explain_parser,
     add_silence_parser,
     add_state_parser,
+    explain_command,
     load_config,
     silence_command,
     state_check,
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_silence_parser(commands)
     add_state_parser(commands)
+    add_explain_parser(commands)
     _add_sink_parsers(commands)
 
     simulate = commands.add_parser("simulate", help="run the DLI simulator alone")
@@ -138,6 +142,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.state_command == "migrate":
             return state_migrate(args)
         return state_check(args)
+    if args.command == "explain":
+        return explain_command(args)
     settings = load_config(args.config)
     if settings is None:
         return EXIT_CONFIG

@@ -1,10 +1,11 @@
-"""The `silence` and `state` subcommands of `dli-monitor`: their parsers and their actions
-over the store, and the config loading and exit codes every command shares."""
+"""The `silence`, `state` and `explain` subcommands of `dli-monitor`: their parsers and their
+actions over the store, and the config loading and exit codes every command shares."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from monitor.config.models import postgres_url
 from monitor.logs import add_secrets
 from monitor.models import utc_now
 from monitor.silences import Silence, SilenceError, compile_job_name
-from monitor.store import StoreError, open_store
+from monitor.store import StoreError, open_reader, open_store
 from monitor.store.sqlite import inspect_state
 
 EXIT_OK = 0
@@ -128,6 +129,70 @@ def _postgres_target(text: str) -> str:
         return postgres_url(text.strip(), password_hint="--password-file")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_explain_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`explain JOB`: a job's observed history and every notification decision, read-only."""
+    explain = commands.add_parser(
+        "explain",
+        help="show what the monitor saw of a job and what it sent (or why not); read-only",
+    )
+    explain.add_argument("job", metavar="JOB", help="a job id, or a job name (its newest runs)")
+    where = explain.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"config file naming the state (default: ${CONFIG_ENV}); its rules are used",
+    )
+    where.add_argument("--state", default=None, help="the SQLite state file itself")
+    explain.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    explain.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="runs of a name (default 3)"
+    )
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    """Run `explain`: exit 1 when the job is unknown or the state unreadable, 2 for bad usage."""
+    from monitor.config.rules import RulesSettings
+    from monitor.explain import explain, to_json
+    from monitor.explain_render import render_text
+
+    settings = None if args.state is not None else load_config(args.config)
+    if args.state is None and settings is None:
+        return EXIT_CONFIG
+    location: str | Path = args.state if settings is None else settings.state.location
+    password = None if settings is None else settings.state.password_value()
+    rules = RulesSettings() if settings is None else settings.rules
+
+    async def answer() -> int:
+        store = await open_reader(location, password=password)
+        try:
+            found = await explain(store, args.job, now=utc_now(), runs=args.runs, rules=rules)
+        finally:
+            await store.close()
+        if found is None:
+            sys.stderr.write(f"error: no job with id or name {args.job!r} in {location}\n")
+            return EXIT_FAILURE
+        text = json.dumps(to_json(found), indent=2) + "\n" if args.json else render_text(found)
+        sys.stdout.write(text)
+        return EXIT_OK
+
+    try:
+        return asyncio.run(answer())
+    except StoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_FAILURE
 
 
 def _state_file(args: argparse.Namespace) -> str | None:

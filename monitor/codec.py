@@ -1,10 +1,10 @@
 """Conversion of jobs and events to and from JSON-able dicts, and the public webhook payload.
 
-Two shapes live here: the internal one (`job_to_dict`/`event_to_dict` and their inverses),
-which the store persists and which round-trips exactly, and the public generic-webhook JSON
-(`webhook_payload`, and `digest_payload` wrapping several), whose documented keys are a
-contract with receivers. Datetimes are RFC 3339 strings in UTC with a `Z` suffix. No I/O
-here, and no knowledge of SQLite or HTTP.
+Two shapes live here: the internal one (`job_to_dict`/`event_to_dict`, `routing_to_dict` and
+their inverses), which the store persists and which round-trips exactly, and the public
+generic-webhook JSON (`webhook_payload`, and `digest_payload` wrapping several), whose
+documented keys are a contract with receivers. Datetimes are RFC 3339 strings in UTC with a
+`Z` suffix. No I/O here, and no knowledge of SQLite or HTTP.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.models import DEFAULT_PROJECT, Event, EventKind, Job, JobState
+from monitor.models_explain import PlannedSink, RoutingRecord, SilenceNote
 
 JsonDict = dict[str, Any]
 """A dict that `json.dumps` accepts as is."""
@@ -145,6 +146,63 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         raise CodecError(f"event record lacks {exc.args[0]!r}") from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise CodecError(f"invalid event record: {exc}") from exc
+
+
+def routing_to_dict(record: RoutingRecord) -> JsonDict:
+    """Every field of a routing decision, JSON-able; `routing_from_dict` gives it back equal."""
+    silence = record.silence
+    return {
+        "plan": [
+            {
+                "sink": planned.sink,
+                "at": format_time(planned.at),
+                "route": planned.route,
+                "quiet_until": _optional_time(planned.quiet_until),
+            }
+            for planned in record.plan
+        ],
+        "matched": list(record.matched),
+        "default": record.default,
+        "silence": None
+        if silence is None
+        else {"id": silence.id, "until": format_time(silence.until), "what": silence.what},
+        "unrouted": record.unrouted,
+        "rule": record.rule,
+    }
+
+
+def routing_from_dict(data: Mapping[str, Any]) -> RoutingRecord:
+    """Rebuild a `RoutingRecord` from `routing_to_dict` output (`CodecError` when it is not)."""
+    try:
+        silence = data.get("silence")
+        return RoutingRecord(
+            plan=tuple(
+                PlannedSink(
+                    sink=_text(item["sink"], "sink"),
+                    at=parse_time(item["at"]),
+                    route=None if item.get("route") is None else _count(item["route"], "route"),
+                    quiet_until=_parse_optional_time(item.get("quiet_until")),
+                )
+                for item in data.get("plan", ())
+            ),
+            matched=tuple(_text(text, "matched") for text in data.get("matched", ())),
+            default=bool(data.get("default", False)),
+            silence=None
+            if silence is None
+            else SilenceNote(
+                id=_count(silence["id"], "silence id"),
+                until=parse_time(silence["until"]),
+                what=_text(silence.get("what", ""), "what"),
+            ),
+            unrouted=_text(data.get("unrouted", ""), "unrouted"),
+            rule=_text(data.get("rule", ""), "rule"),
+        )
+    except CodecError:
+        raise
+    except KeyError as exc:
+        raise CodecError(f"routing record lacks {exc.args[0]!r}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CodecError(f"invalid routing record: {exc}") from exc
 
 
 def webhook_payload(event: Event, project_id: str) -> JsonDict:

@@ -15,7 +15,9 @@ exceed what its budget allows now, they ALL go as one digest `Notification` inst
 dropped or trickled out late; when the budget allows nothing now, the rows stay pending with
 `next_attempt_at` at the budget's next free slot (persisted, like every send time, so a restart
 does not send early). A digest's outcome applies to all its rows. A sink's `retry_after` pauses
-its budget and defers its rows.
+its budget and defers its rows. Each mark carries what `dli-monitor explain` shows of the attempt
+(the error's reason and kind, the digest it went in, why rows were deferred); the store keeps
+it in the mark's own transaction.
 
 What lives elsewhere: the HTTP details and status classification (`monitor.sinks`), the
 outbox itself (`monitor.store`), metrics (the caller passes an `observer`).
@@ -285,7 +287,9 @@ class Dispatcher:
     async def _defer(self, name: str, budget: RateBudget, state: _Pass) -> None:
         """Out of budget: hold every pending row of the sink until its next free slot."""
         slot = budget.next_slot()
-        state.tally.deferred += await self._store.defer(name, slot)
+        reason = "rate budget spent: held to its next free slot"
+        now = self._clock()
+        state.tally.deferred += await self._store.defer(name, slot, now=now, reason=reason)
         state.resting.add(name)
         state.deferrals += 1
         log.debug("sink out of budget", sink=name, next_slot=slot.isoformat())
@@ -321,20 +325,23 @@ class Dispatcher:
         if self._may_send is not None and not self._may_send():
             raise StoreFencedOff("this replica no longer leads: nothing more is sent")
         await self._spend(name)
-        error = await self._attempt(sink, Notification(name, tuple(r.event for r in rows)))
+        notification = Notification(name, tuple(r.event for r in rows))
+        digest = notification if notification.is_digest else None
+        error = await self._attempt(sink, notification)
         if error is None:
             delivered = [r.event.event_id for r in rows]
-            await self._store.mark_delivered_many(delivered, name, self._clock())
+            await self._store.mark_delivered_many(delivered, name, self._clock(), digest=digest)
             await self._bring_forward(name)
             for _ in rows:
                 self._settle(state.tally, name, "delivered")
             return True
         self._note_failure(name, error)
-        retried = await self._record_failure(name, rows, error, state.tally)
+        retried = await self._record_failure(name, rows, error, state.tally, digest)
         if error.retry_after:
             until = self._clock() + timedelta(seconds=error.retry_after)
             self._budgets[name].pause(until)
-            await self._store.defer(name, until)
+            wait = f"{name} asked to wait {error.retry_after:g}s: {error.reason}"
+            await self._store.defer(name, until, now=self._clock(), reason=wait)
         if retried:
             state.resting.add(name)
         return not retried
@@ -379,13 +386,23 @@ class Dispatcher:
         return None
 
     async def _record_failure(
-        self, name: str, rows: Sequence[Delivery], error: SinkError, tally: _Tally
+        self,
+        name: str,
+        rows: Sequence[Delivery],
+        error: SinkError,
+        tally: _Tally,
+        digest: Notification | None = None,
     ) -> bool:
-        """Mark each row retry or failed (too old, or permanent); True when any will retry."""
+        """Mark each row retry or failed (too old, or permanent); True when any will retry.
+
+        The store records each row's attempt with the error's reason and kind (and `digest`,
+        the digest message the rows went in)."""
         now = self._clock()
+        kind = error.kind
         if not error.retryable:
+            ids = [r.event.event_id for r in rows]
             await self._store.mark_failed_many(
-                [r.event.event_id for r in rows], name, reason=error.reason, now=now
+                ids, name, reason=error.reason, now=now, kind=kind, digest=digest
             )
             for _ in rows:
                 self._settle(tally, name, "failed")
@@ -394,14 +411,18 @@ class Dispatcher:
         for row in rows:
             if (now - row.created_at).total_seconds() >= self._policy.max_age_s:
                 reason = f"gave up after {row.attempts + 1} attempts: {error.reason}"
-                await self._store.mark_failed(row.event.event_id, name, reason=reason, now=now)
+                await self._store.mark_failed(
+                    row.event.event_id, name, reason=reason, now=now, kind=kind, digest=digest
+                )
                 self._settle(tally, name, "failed")
                 continue
             wait = self._policy.delay(row.attempts + 1, self._random.random())
             delay = max(wait, error.retry_after or 0.0)
             retries.append((row.event.event_id, now + timedelta(seconds=delay)))
             self._settle(tally, name, "retry")
-        await self._store.mark_retry_many(retries, name, reason=error.reason)
+        await self._store.mark_retry_many(
+            retries, name, reason=error.reason, now=now, kind=kind, digest=digest
+        )
         log.debug("delivery will be retried", sink=name, rows=len(retries))
         return bool(retries)
 

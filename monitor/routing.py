@@ -10,7 +10,10 @@ still committed by the caller, so nothing is lost). The dispatcher's budgets lat
 backlog released at the end of quiet hours into digests.
 
 The silences come from an injected async `SilenceSource` (the store's `active_silences`),
-read once per commit by `for_commit`; `decide` itself takes them as an argument.
+read once per commit by `for_commit`; `decide` itself takes them as an argument. The routing
+pass of a commit returns, per event, a `RoutingRecord` (`monitor.models_explain`): the plan and
+why (routes matched, quiet hours, the silence, or why no sink got it), which the store keeps
+for `dli-monitor explain`.
 
 What does not live here: the config models (`monitor.config.routing`), the silence model
 (`monitor.models_silence`), storing outbox rows (`monitor.store`).
@@ -28,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config.routing import RouteSettings, weekday_numbers
 from monitor.models import Event, EventKind, JobState
+from monitor.models_explain import PlannedSink, RoutingRecord, SilenceNote
 from monitor.silences import Silence, silencing
 
 Plan = tuple[tuple[str, datetime], ...]
@@ -139,6 +143,26 @@ class Route:
             return False
         return not self.to_states or event.to_state in self.to_states
 
+    def describe(self) -> str:
+        """The route's match as `key=value` words (`any event` when it has none)."""
+        words = [
+            f"{key}={value}"
+            for key, value in (
+                ("project", self.project),
+                ("queue", self.queue),
+                ("job_name", self.job_name),
+                ("kind", _listed(self.kinds)),
+                ("from_state", _listed(self.from_states)),
+                ("to_state", _listed(self.to_states)),
+            )
+            if value
+        ]
+        return " ".join(words) or "any event"
+
+
+def _listed(values: frozenset[EventKind] | frozenset[JobState]) -> str:
+    return ",".join(sorted(value.value for value in values))
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -148,6 +172,8 @@ class Decision:
     routes: tuple[int, ...]
     """Indexes of the matched routes; empty when the default route applied."""
     silenced_by: Silence | None = None
+    sources: tuple[int | None, ...] = ()
+    """Per planned sink, the index of the route that gives its (earliest) time; None: default."""
 
     @property
     def unrouted(self) -> bool:
@@ -174,6 +200,7 @@ class Router:
             raise ValueError(f"routes name unconfigured sinks: {', '.join(unknown)}")
         self._routes = tuple(routes)
         self._default = tuple(dict.fromkeys(sinks if default_sinks is None else default_sinks))
+        self._configured = bool(sinks)
         self._silences = silences
 
     @classmethod
@@ -198,7 +225,7 @@ class Router:
         muted = silencing(silences, event, now)
         if muted is not None:
             return Decision(plan=(), routes=(), silenced_by=muted)
-        earliest: dict[str, datetime] = {}
+        earliest: dict[str, tuple[datetime, int | None]] = {}
         matched: list[int] = []
         failure = _as_failure(event) if event.kind is EventKind.RECOVERED else None
         for index, route in enumerate(self._routes):
@@ -208,13 +235,48 @@ class Router:
             release = route.quiet_hours.release_at(now) if route.quiet_hours else None
             for sink in route.sinks:
                 at = release or now
-                if sink not in earliest or at < earliest[sink]:
-                    earliest[sink] = at
+                if sink not in earliest or at < earliest[sink][0]:
+                    earliest[sink] = (at, index)
             if not route.continue_:
                 break
         if not matched:
-            earliest = dict.fromkeys(self._default, now)
-        return Decision(plan=tuple(earliest.items()), routes=tuple(matched))
+            earliest = dict.fromkeys(self._default, (now, None))
+        return Decision(
+            plan=tuple((sink, at) for sink, (at, _) in earliest.items()),
+            routes=tuple(matched),
+            sources=tuple(index for _, index in earliest.values()),
+        )
+
+    def record(self, event: Event, decision: Decision, now: datetime) -> RoutingRecord:
+        """What `explain` keeps of a decision made at `now`: the plan and why."""
+        silence = decision.silenced_by
+        plan = tuple(
+            PlannedSink(sink, at, route=index, quiet_until=at if at > now else None)
+            for (sink, at), index in zip(decision.plan, decision.sources, strict=True)
+        )
+        return RoutingRecord(
+            plan=plan,
+            matched=tuple(f"#{i} {self._routes[i].describe()}" for i in decision.routes),
+            default=silence is None and not decision.routes,
+            silence=None
+            if silence is None
+            else SilenceNote(silence.id, silence.ends_at, _what(silence)),
+            unrouted=self._unrouted(event, decision),
+            rule=_rule(event),
+        )
+
+    def _unrouted(self, event: Event, decision: Decision) -> str:
+        """Why no sink gets the event although no silence muted it (empty when one does)."""
+        if decision.plan or decision.silenced_by is not None:
+            return ""
+        if decision.routes:
+            named = ", ".join(f"#{i}" for i in decision.routes)
+            return f"matched route {named}, which names no sinks"
+        why = "default_sinks is empty" if self._configured else "no sinks are configured"
+        return (
+            f"no route matched: kind={event.kind.value} queue={event.queue}"
+            f" project={event.project} job_name={event.job.name or '-'}, and {why}"
+        )
 
     async def deliveries(self, event: Event, now: datetime) -> Plan:
         """(sink, first attempt time) for the event, silences read from the source."""
@@ -223,6 +285,26 @@ class Router:
     async def for_commit(self, now: datetime) -> RoutingPass:
         """A routing callable for one `Store.commit_poll`, reading the silences once."""
         return RoutingPass(self, now, tuple(await self._silences(now)))
+
+
+def _what(silence: Silence) -> str:
+    """A silence's match and comment, as `explain` shows it."""
+    words = [f"job_name={silence.job_name}"]
+    if silence.project_glob is not None:
+        words.append(f"project={silence.project_glob}")
+    if silence.queue_glob is not None:
+        words.append(f"queue={silence.queue_glob}")
+    text = " ".join(words)
+    return f"{text}, comment {silence.comment!r}" if silence.comment else text
+
+
+def _rule(event: Event) -> str:
+    """What the lifecycle rules said about the event (empty when nothing)."""
+    if event.kind.is_rule:
+        return f"{event.kind.value}: {event.detail}" if event.detail else event.kind.value
+    if event.streak > 1:
+        return f"failure streak: {event.streak} in a row"
+    return ""
 
 
 def _as_failure(event: Event) -> Event:
@@ -249,11 +331,11 @@ class RoutingPass:
         self.unrouted: list[Event] = []
         """Events that matched a route with no sinks."""
 
-    def __call__(self, event: Event) -> Plan:
-        """(sink, first attempt time) for one event."""
+    def __call__(self, event: Event) -> RoutingRecord:
+        """The decision for one event; it iterates as (sink, first attempt time) pairs."""
         decision = self._router.decide(event, self._now, self._silences)
         if decision.silenced_by is not None:
             self.silenced.append((event, decision.silenced_by))
         elif decision.unrouted:
             self.unrouted.append(event)
-        return decision.plan
+        return self._router.record(event, decision, self._now)

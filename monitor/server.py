@@ -1,4 +1,5 @@
-"""The monitor's own HTTP endpoints: /metrics, /healthz, /readyz and a read-only /api/status.
+"""The monitor's own HTTP endpoints: /metrics, /healthz, /readyz and the read-only JSON views
+/api/status and /api/explain/{job} (what `dli-monitor explain --json` prints).
 
 `make_app` builds the aiohttp application from a `Metrics` and a `Health` (or a replica's
 role-aware view of it, whose role /readyz also shows); `start_server` runs it on an
@@ -83,6 +84,13 @@ StatusViews = Callable[[], Awaitable[Mapping[str, object]]]
 """Returns a read-only, JSON-able view of targets and outbox for `/api/status` (it may read
 the store, so it is awaited)."""
 
+ExplainView = Callable[[str, int], Awaitable[Mapping[str, object] | None]]
+"""Answers `/api/explain/{job}?runs=N` (`monitor.explain.explain_view`): None for an unknown
+job (404)."""
+
+MAX_RUNS = 50
+"""The most runs of a job name `/api/explain` shows."""
+
 _dumps = partial(json.dumps, default=str, sort_keys=True)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -95,8 +103,9 @@ def make_app(
     views: StatusViews | None = None,
     credentials: Credentials | None = None,
     role: RoleView | None = None,
+    explain: ExplainView | None = None,
 ) -> web.Application:
-    """The HTTP application serving metrics, probes and the status view."""
+    """The HTTP application serving metrics, probes and the status and explain views."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -132,7 +141,29 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/status", status)
+    app.router.add_get("/api/explain/{job}", _explain_handler(explain))
     return app
+
+
+def _explain_handler(explain: ExplainView | None) -> Handler:
+    """`GET /api/explain/{job}?runs=N`: the explanation's JSON, 404 for an unknown job."""
+
+    async def explained(request: web.Request) -> web.StreamResponse:
+        job = request.match_info["job"]
+        try:
+            runs = int(request.query.get("runs", "3"))
+        except ValueError:
+            runs = 0
+        if not 1 <= runs <= MAX_RUNS:
+            return web.json_response(
+                {"error": f"runs must be a whole number from 1 to {MAX_RUNS}"}, status=400
+            )
+        body = await explain(job, runs) if explain is not None else None
+        if body is None:
+            return web.json_response({"error": "unknown job", "job": job}, status=404)
+        return web.json_response(dict(body), dumps=_dumps)
+
+    return explained
 
 
 async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:

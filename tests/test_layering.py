@@ -22,16 +22,17 @@ ALLOWED: dict[str, set[str]] = {
     "retry_after": set(),
     "config": {"config", "models", "redact"},
     "logs": {"redact"},
-    "codec": {"models"},
+    "codec": {"models", "models_explain"},
     "diff": {"models"},
     "rules": {"models", "config"},
     "models_silence": {"models"},
-    "store": {"models", "models_silence", "codec", "store", "leader"},
+    "models_explain": {"models"},
+    "store": {"models", "models_silence", "models_explain", "codec", "store", "leader"},
     "leader": {"leader"},
     "shard": set(),
     "shard_state": {"shard"},
     "silences": {"models", "models_silence"},
-    "routing": {"models", "silences", "config"},
+    "routing": {"models", "models_explain", "silences", "config"},
     "metrics": {
         "models",
         "config",
@@ -52,6 +53,7 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"models", "metrics", "health"},
     "poll": {
         "models",
+        "models_explain",
         "diff",
         "poll",
         "dli",
@@ -88,6 +90,7 @@ ALLOWED: dict[str, set[str]] = {
         "shard_state",
         "leadership",
         "leadership_probes",
+        "explain",
     },
     "leadership": {"config", "health", "leader", "models", "shard_state", "store"},
     "leadership_probes": {"health", "leadership"},
@@ -110,7 +113,18 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": {"config", "dli", "models", "ratelimit", "sinks"},
     "demo": {"app", "config", "server", "simulator"},
     "preview": {"app", "wiring", "config", "models", "sinks", "codec"},
-    "cli_store": {"config", "logs", "models", "store", "silences"},
+    "explain_rules": {"models", "models_explain", "rules", "config"},
+    "explain": {"models", "models_explain", "store", "config", "codec", "explain_rules"},
+    "explain_render": {"explain", "explain_rules", "models_explain"},
+    "cli_store": {
+        "config",
+        "logs",
+        "models",
+        "store",
+        "silences",
+        "explain",
+        "explain_render",
+    },
     "cli": {
         "cli_store",
         "config",
@@ -178,7 +192,7 @@ def test_module_imports_only_from_lower_layers(path: Path) -> None:
     assert not forbidden, f"monitor/{path.relative_to(PACKAGE)} imports {sorted(forbidden)}"
 
 
-STORE_MAY_IMPORT = {"models", "models_silence", "codec", "store", "leader"}
+STORE_MAY_IMPORT = {"models", "models_silence", "models_explain", "codec", "store", "leader"}
 """The store persists domain values only: it takes nothing from the layers above it."""
 
 

@@ -220,7 +220,7 @@ class ServerSettings(_Model):
     enabled: bool = Field(default=True, description="Serve metrics and probes at all.")
     auth: ServerAuthSettings | None = Field(
         default=None,
-        description="Ask for credentials on /metrics and /api/status (/healthz and /readyz"
+        description="Ask for credentials on /metrics and the /api views (/healthz and /readyz"
         " stay open for the kubelet); none = open.",
     )
 

@@ -1,8 +1,10 @@
 """Turning one target's observation into events and one committed transaction.
 
 `Committer.commit` diffs an `Observation` against what is known of the target, runs the
-lifecycle rules, and writes snapshot rows, events, outbox rows, rule state and the poll mark
-in one store transaction; then it updates the in-memory snapshot and the metrics.
+lifecycle rules, and writes snapshot rows, events, outbox rows (with each event's routing
+decision), rule state, the poll mark and the sightings (each job seen new or in a new state,
+for `dli-monitor explain`) in one store transaction; then it updates the in-memory snapshot and
+the metrics.
 
 Targets are named by queue (or `*`) here, as the poller names them; the store, the differ's
 event ids and the job metrics see the project's store key of the target (`ProjectRef.key`:
@@ -28,6 +30,7 @@ from monitor.config.rules import RulesSettings
 from monitor.diff import Baseline, diff
 from monitor.metrics import Metrics
 from monitor.models import Event, EventKind, Job, PollMark, ProjectRef, QueueResult
+from monitor.models_explain import Sighting
 from monitor.poll.observation import Observation
 from monitor.routing import Router, RoutingPass
 from monitor.rules import evaluate
@@ -94,8 +97,11 @@ class Committer:
     def _ended_window(self) -> timedelta:
         return timedelta(seconds=self._keep_ended_s or 0.0)
 
-    async def commit(self, target: str, observation: Observation, now: datetime) -> QueueResult:
-        """Diff, evaluate the rules and commit one target's observation; returns its result."""
+    async def commit(
+        self, target: str, observation: Observation, now: datetime, *, cycle_id: str = ""
+    ) -> QueueResult:
+        """Diff, evaluate the rules and commit one target's observation; returns its result
+        (`cycle_id`, the cycle's as its log lines show it, goes with the sightings kept)."""
         self._note(target, observation)
         key = self._project.key(target)
         previous = await self.snapshot(target, now)
@@ -105,6 +111,7 @@ class Committer:
             stored = await self._store.lookup_jobs(key, unknown) if unknown else {}
             known = {**previous, **stored} if stored else previous
         mark = observation.mark
+        floor = mark.baseline_floor if mark is not None else None
         result = diff(
             known,
             observation.sightings,
@@ -113,7 +120,7 @@ class Committer:
             confirmed=observation.confirmed,
             baseline=self._baseline,
             complete=observation.complete,
-            baseline_before=mark.baseline_floor if mark is not None else None,
+            baseline_before=floor,
         )
         events, history = result.events, None
         if previous is not None:  # the baseline stays silent, rules included
@@ -133,6 +140,8 @@ class Committer:
             routing=routing,
             history=history,
             mark=mark,
+            sightings=_sightings(key, known, result.upserts, now, cycle_id, floor=floor),
+            cycle_id=cycle_id,
         )
         self._marks[target] = mark if mark is not None else self._marks.get(target)
         kept = self._keep(result.snapshot, now)
@@ -230,6 +239,38 @@ class Committer:
         if event.kind is EventKind.APPEARED:
             from_state = "none"
         self._metrics.record_transition(event.queue, from_state, to_state, project=self._project)
+
+
+def _sightings(
+    key: str,
+    known: dict[str, Job] | None,
+    upserts: Iterable[Job],
+    now: datetime,
+    cycle_id: str,
+    *,
+    floor: datetime | None,
+) -> tuple[Sighting, ...]:
+    """A sighting per job seen new or in a new state; baseline ones (the target's first poll,
+    or a job that predates an incremental baseline) are flagged so."""
+    found: list[Sighting] = []
+    for job in upserts:
+        before = known.get(job.id) if known is not None else None
+        if before is not None and before.state is job.state:
+            continue
+        predates = floor is not None and job.create_time is not None and job.create_time <= floor
+        found.append(
+            Sighting(
+                target=key,
+                job_id=job.id,
+                state=job.state,
+                seen_at=now,
+                job_name=job.name,
+                queue=job.queue,
+                cycle_id=cycle_id,
+                baseline=known is None or (before is None and predates),
+            )
+        )
+    return tuple(found)
 
 
 def _tally(jobs: Iterable[Job]) -> Counter[tuple[str, str]]:

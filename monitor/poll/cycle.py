@@ -106,6 +106,8 @@ class Cycle:
         self._write_failure = False
         self._fenced: StoreFencedOff | None = None
         """A commit refused because this replica no longer leads: the cycle ends with it."""
+        self._cycle_id = ""
+        """The running cycle's id (its log lines' `cycle_id`), kept with what it commits."""
 
     @property
     def project(self) -> ProjectRef:
@@ -134,8 +136,9 @@ class Cycle:
         requests = self._client.requests_sent
         now = self._clock()
         project = self._project
+        self._cycle_id = uuid.uuid4().hex[:12]
         with structlog.contextvars.bound_contextvars(
-            cycle_id=uuid.uuid4().hex[:12], project=project.name, region=project.region
+            cycle_id=self._cycle_id, project=project.name, region=project.region
         ):
             if self._incremental is None:
                 polls = (self._poll_full(target, now, started) for target in self._options.targets)
@@ -246,7 +249,7 @@ class Cycle:
     ) -> QueueResult:
         """Commit one observation; a bug or a disk error fails this target, not the others."""
         try:
-            result = await self._committer.commit(target, observation, now)
+            result = await self._committer.commit(target, observation, now, cycle_id=self._cycle_id)
         except StoreFencedOff as exc:
             self._fenced = exc
             return QueueResult(target=self._project.key(target), ok=False, error=str(exc))

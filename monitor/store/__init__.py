@@ -1,15 +1,16 @@
-"""The monitor's state: snapshots, rule memory, the outbox, send times and silences.
+"""The monitor's state: snapshots, rule memory, the outbox, send times, silences and the trail.
 
 One contract per concern (`monitor.store.contract`: `SnapshotStore`, `RuleMemoryStore`,
-`Outbox`, `SendLog`, `SilenceStore`, and `Store`, all of them), the values and errors they
-share (`monitor.store.types`), and the backends behind them: `monitor.store.sqlite` (the
-default, one local file) and `monitor.store.postgres` (one database shared by a leader and its
-standbys, writes fenced by the leader lease). The central promise is `Store.commit_poll`: a
-poll's snapshot rows, events, outbox rows, rule memory and poll mark are written in ONE
-transaction.
+`Outbox`, `SendLog`, `SilenceStore`, `TrailStore`, and `Store`, all of them), the values and
+errors they share (`monitor.store.types`), and the backends behind them: `monitor.store.sqlite`
+(the default, one local file) and `monitor.store.postgres` (one database shared by a leader and
+its standbys, writes fenced by the leader lease). The central promise is `Store.commit_poll`: a
+poll's snapshot rows, events, outbox rows, decisions, sightings, rule memory and poll mark are
+written in ONE transaction. `open_reader` opens a store only to read it (`dli-monitor explain`).
 
 The store takes nothing from the layers above it: the types it persists are domain values
-(`monitor.models`, `monitor.models_silence`), their JSON shape is `monitor.codec`'s.
+(`monitor.models`, `monitor.models_silence`, `monitor.models_explain`), their JSON shape is
+`monitor.codec`'s.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from monitor.store.contract import (
     SilenceStore,
     SnapshotStore,
     Store,
+    TrailStore,
 )
 from monitor.store.sqlite import SCHEMA_VERSION, SqliteStore
 from monitor.store.types import (
@@ -59,7 +61,9 @@ __all__ = [
     "StoreFencedOff",
     "StoreWriteError",
     "TargetState",
+    "TrailStore",
     "is_postgres_url",
+    "open_reader",
     "open_store",
 ]
 """`SCHEMA_VERSION` is the SQLite file's (`PRAGMA user_version`): an older file is migrated on
@@ -108,3 +112,19 @@ async def open_store(
             "a password, a fence or a schema needs a postgresql:// URL, not a SQLite file"
         )
     return SqliteStore.open(location)
+
+
+async def open_reader(
+    location: str | Path, *, password: str | None = None, schema: str | None = None
+) -> Store:
+    """Open the store at `location` only to read it, beside a daemon that may be using it.
+
+    A SQLite file is opened read-only (`SqliteStore.open_read_only`: nothing is created,
+    migrated or written; a file of another schema version is a `StoreError`); PostgreSQL is
+    opened as `open_store` does, and only read. Close it with `await store.close()`.
+    """
+    if is_postgres_url(location):
+        return await open_store(location, password=password, schema=schema)
+    if password is not None or schema is not None:
+        raise ValueError("a password or a schema needs a postgresql:// URL, not a SQLite file")
+    return SqliteStore.open_read_only(location)

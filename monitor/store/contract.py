@@ -16,8 +16,9 @@ for a single `dli:` mapping, `<project>/<queue>` for a project of a `dli:` list
 (`monitor.models.ProjectRef.key`). A silence limited to projects keeps its scope in its queue
 field as `<project glob>/<queue glob>` (`monitor.models_silence`).
 
-What does not live here: the SQL (the backends), the JSON shape of jobs and events
-(`monitor.codec`), delivery policy and retries (`monitor.dispatch`), routing (`monitor.routing`).
+What does not live here: the SQL (the backends), the JSON shape of jobs, events and decisions
+(`monitor.codec`), the trail's values (`monitor.models_explain`), delivery policy and retries
+(`monitor.dispatch`), routing (`monitor.routing`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from monitor.models import Event, HistoryUpdate, Job, PollMark, RuleMemory
+from monitor.models import Event, HistoryUpdate, Job, Notification, PollMark, RuleMemory
+from monitor.models_explain import JobTrail, Sighting
 from monitor.models_silence import Silence
 from monitor.store.types import Delivery, Routing, TargetState
 
@@ -38,7 +40,8 @@ class SnapshotStore(Protocol):
     the first `baseline_at` forever and the last `polled_at`. A *job* row is the last sighting
     of one job of one target (history included, until the differ removes it). A *poll mark*
     (`PollMark`) says where incremental polling of the target stands. All three change only in
-    `commit_poll`, together with the poll's events, outbox rows and rule memory.
+    `commit_poll`, together with the poll's events, outbox rows, decisions, sightings and rule
+    memory.
     """
 
     async def load_target(
@@ -83,6 +86,8 @@ class SnapshotStore(Protocol):
         routing: Routing | None = None,
         history: HistoryUpdate | None = None,
         mark: PollMark | None = None,
+        sightings: Sequence[Sighting] = (),
+        cycle_id: str = "",
     ) -> list[Event]:
         """Write one poll's outcome in ONE transaction; returns the events that were new.
 
@@ -92,10 +97,12 @@ class SnapshotStore(Protocol):
         stored is skipped, and left out of the result) and, per new event, one pending outbox
         row per sink, due at `now`. With `routing`, it is asked for (sink, first attempt time)
         per new event instead of `sinks` (a sink named twice keeps its earliest time; no sink =
-        recorded, not delivered). `history` (rule memory) and `mark` (the poll mark) are
-        written in the same transaction, so a high water never moves past jobs whose sightings
-        were not committed. An event of another target is a `ValueError`; any error rolls
-        everything back and is raised.
+        recorded, not delivered). Each new event's decision is kept with it (`TrailStore`):
+        the `RoutingRecord` the routing returned, else the bare plan, with `cycle_id` and `now`.
+        `history` (rule memory), `mark` (the poll mark) and `sightings` are written in the same
+        transaction, so a high water never moves past jobs whose sightings were not committed.
+        An event or sighting of another target is a `ValueError`; any error rolls everything
+        back and is raised.
         """
         ...
 
@@ -124,7 +131,12 @@ class Outbox(Protocol):
     no-op; marking a row that never existed is a `KeyError`). A pending row has `attempts`
     (sends tried), `next_attempt_at` (not due before) and `last_error`. `defer` and
     `release_retries` move `next_attempt_at` without counting an attempt. `prune` deletes old
-    events with nothing pending, their outbox rows with them.
+    events with nothing pending, their outbox rows, decisions and attempts with them.
+
+    Every mark that changes a pending row also records, in its own transaction, one attempt
+    per row (`TrailStore`): the outcome, `now`, the `reason` as the vendor's answer, the
+    failure `kind`, a retry's `next_attempt_at`, and with `digest` (the digest message the rows
+    went in) that digest's id. `reason` texts must already be free of secrets.
     """
 
     async def due(
@@ -148,38 +160,80 @@ class Outbox(Protocol):
         ...
 
     async def mark_retry(
-        self, event_id: str, sink: str, *, next_attempt_at: datetime, reason: str
+        self,
+        event_id: str,
+        sink: str,
+        *,
+        next_attempt_at: datetime,
+        reason: str,
+        now: datetime | None = None,
+        kind: str = "",
     ) -> None:
-        """Record a failed attempt to be repeated at `next_attempt_at` (attempts += 1)."""
+        """Record a failed attempt to be repeated at `next_attempt_at` (attempts += 1); the
+        attempt's time is `now` (None: not recorded)."""
         ...
 
     async def mark_failed(
-        self, event_id: str, sink: str, *, reason: str, now: datetime, attempted: bool = True
+        self,
+        event_id: str,
+        sink: str,
+        *,
+        reason: str,
+        now: datetime,
+        attempted: bool = True,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
         """Give up on a row for good; `attempted=False` when no send was made (sink removed)."""
         ...
 
-    async def mark_delivered_many(self, event_ids: Sequence[str], sink: str, now: datetime) -> None:
-        """`mark_delivered` for every row of one digest, in one transaction."""
+    async def mark_delivered_many(
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        now: datetime,
+        *,
+        digest: Notification | None = None,
+    ) -> None:
+        """`mark_delivered` for every row of one message (`digest`: a digest), in one
+        transaction."""
         ...
 
     async def mark_failed_many(
-        self, event_ids: Sequence[str], sink: str, *, reason: str, now: datetime
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        *,
+        reason: str,
+        now: datetime,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
-        """`mark_failed` for every row of one digest, in one transaction."""
+        """`mark_failed` for every row of one message, in one transaction."""
         ...
 
     async def mark_retry_many(
-        self, retries: Sequence[tuple[str, datetime]], sink: str, *, reason: str
+        self,
+        retries: Sequence[tuple[str, datetime]],
+        sink: str,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
-        """`mark_retry` for (event_id, next_attempt_at) pairs of one sink, in one transaction."""
+        """`mark_retry` for (event_id, next_attempt_at) pairs of one sink, in one transaction
+        (`digest` needs `now`)."""
         ...
 
-    async def defer(self, sink: str, until: datetime) -> int:
+    async def defer(
+        self, sink: str, until: datetime, *, now: datetime | None = None, reason: str = ""
+    ) -> int:
         """Move every pending row of `sink` due before `until` to `until`; returns how many.
 
         Not an attempt: `attempts` and `last_error` stay. This is how a rate budget's next free
-        slot (or a vendor's pause) is persisted, so a restart does not send early.
+        slot (or a vendor's pause) is persisted, so a restart does not send early. With `now`,
+        each row moved gets a `deferred` attempt at `now` saying `reason`.
         """
         ...
 
@@ -255,7 +309,31 @@ class SilenceStore(Protocol):
         ...
 
 
-class Store(SnapshotStore, RuleMemoryStore, Outbox, SendLog, SilenceStore, Protocol):
+class TrailStore(Protocol):
+    """What `dli-monitor explain` reads: each job's sightings, each event's decision and attempts.
+
+    Rows: a *sighting* per job and state it was first seen in (a new job or a state change,
+    never a cycle that saw nothing new; baseline ones flagged), written by `commit_poll`; a
+    *decision* per new event, written with it; an *attempt* per pending outbox row that a mark
+    changed or a `defer` with `now` moved; a *digest* per digest message marked, with an id that
+    grows (1, 2, ...) and is never reused, naming its sink, time and size. `prune` takes the
+    decisions and attempts with their events, then the digests no attempt names, and the
+    sightings older than its cut-off of jobs no longer in the snapshot. Nothing else changes
+    them.
+    """
+
+    async def job_trails(self, job_id: str) -> list[JobTrail]:
+        """Everything stored about the job with this id, one trail per target that knows it
+        (sorted by target; empty when none does), read as one consistent snapshot."""
+        ...
+
+    async def jobs_named(self, name: str, *, limit: int) -> list[tuple[str, str]]:
+        """(target, job id) of the newest `limit` jobs called exactly `name`, newest first (by
+        creation time, else by first sighting)."""
+        ...
+
+
+class Store(SnapshotStore, RuleMemoryStore, Outbox, SendLog, SilenceStore, TrailStore, Protocol):
     """Every concern of the monitor's state behind one connection (or pool), and `close`."""
 
     async def close(self) -> None:

@@ -47,6 +47,10 @@ def _same(value: object) -> object:
     return value
 
 
+def _flag(value: object) -> bool:
+    return bool(value)
+
+
 COLUMNS: dict[str, tuple[tuple[str, Convert], ...]] = {
     "targets": (("target", _same), ("baseline_at", _time), ("polled_at", _time)),
     "poll_marks": (
@@ -93,6 +97,41 @@ COLUMNS: dict[str, tuple[tuple[str, Convert], ...]] = {
         ("ends_at", _time),
         ("comment", _same),
         ("created_at", _time),
+    ),
+    "job_sightings": (
+        ("target", _same),
+        ("job_id", _same),
+        ("seen_at", _time),
+        ("state", _same),
+        ("job_name", _same),
+        ("queue", _same),
+        ("cycle_id", _same),
+        ("baseline", _flag),
+    ),
+    "decisions": (
+        ("event_id", _same),
+        ("cycle_id", _same),
+        ("decided_at", _time),
+        ("data", _same),
+    ),
+    "digests": (
+        ("id", _same),
+        ("sink", _same),
+        ("notification_id", _same),
+        ("sent_at", _time),
+        ("size", _same),
+    ),
+    "attempts": (
+        ("id", _same),
+        ("event_id", _same),
+        ("sink", _same),
+        ("attempt", _same),
+        ("at", _optional_time),
+        ("outcome", _same),
+        ("answer", _same),
+        ("kind", _same),
+        ("next_attempt_at", _optional_time),
+        ("digest_id", _same),
     ),
 }
 """Per table, the columns copied and how a SQLite value becomes a PostgreSQL one."""

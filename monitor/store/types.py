@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.models import Event, Job
+from monitor.models_explain import PlannedSink, RoutingRecord
 
 PENDING = "pending"
 """An outbox row still to be sent (or retried)."""
@@ -22,7 +23,9 @@ FAILED = "failed"
 Routing = Callable[[Event], Iterable[tuple[str, datetime]]]
 """Asked, inside `commit_poll`'s transaction, for (sink, first attempt time) per NEW event.
 
-Pure and synchronous (`monitor.routing.RoutingPass`): it may not touch the store."""
+Pure and synchronous (`monitor.routing.RoutingPass`): it may not touch the store. When what it
+returns is a `monitor.models_explain.RoutingRecord` (which iterates as its plan), the store
+keeps that record as the event's decision; otherwise it keeps the bare plan."""
 
 
 class StoreError(Exception):
@@ -58,3 +61,55 @@ class Delivery:
     sink: str
     attempts: int
     created_at: datetime
+
+
+def newest_runs(
+    first_seen: dict[tuple[str, str], datetime],
+    created: dict[tuple[str, str], datetime | None],
+    limit: int,
+) -> list[tuple[str, str]]:
+    """The `limit` newest (target, job id) keys of `first_seen` and `created`, newest first: by
+    creation time, else by first sighting (`TrailStore.jobs_named`'s order)."""
+
+    def when(key: tuple[str, str]) -> float:
+        moment = created.get(key) or first_seen.get(key)
+        return moment.timestamp() if moment is not None else 0.0
+
+    keys = set(first_seen) | set(created)
+    return sorted(keys, key=lambda key: (when(key), key[1], key[0]), reverse=True)[:limit]
+
+
+def earliest_per_sink(plan: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
+    """The earliest first-attempt time per sink of a routing plan, in the order sinks first
+    appear (a sink named twice keeps its earliest time)."""
+    earliest: dict[str, datetime] = {}
+    for sink, at in plan:
+        if sink not in earliest or at < earliest[sink]:
+            earliest[sink] = at
+    return earliest
+
+
+def plan_record(plan: Iterable[tuple[str, datetime]]) -> RoutingRecord:
+    """What a backend keeps as an event's decision: the router's `RoutingRecord`, or the bare
+    plan (sinks given directly) as one."""
+    if isinstance(plan, RoutingRecord):
+        return plan
+    return RoutingRecord(plan=tuple(PlannedSink(sink, at) for sink, at in plan))
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What an outbox mark records for each row it changes (backends only): the attempt's
+    outcome, time and answer, and the digest message the rows went in."""
+
+    outcome: str
+    now: datetime | None
+    """When the attempt was made (None: the caller did not say)."""
+    answer: str = ""
+    kind: str = ""
+    digest: int | None = None
+    """The id of the digest message the rows went in (None: each in its own message)."""
+
+    def sent_in(self, digest: int | None) -> Mark:
+        """The same mark for rows that went in digest `digest`."""
+        return Mark(self.outcome, self.now, self.answer, self.kind, digest)

@@ -1,9 +1,12 @@
 """Build the committed state files of older schema versions, as the releases that wrote them did.
 
 `state-v1.db` is a version-1 file: the schema of the first release (every table of today but
-`poll_marks`), written with that release's pragmas, holding a few rows of every kind. The
-constants below are what it holds, so the migration tests can check that each row survives.
-The schema text here is frozen on purpose: never import today's schema into this file.
+`poll_marks` and the trail), written with that release's pragmas, holding a few rows of every
+kind. `state-v2.db` is a version-2 file: version 1 plus `poll_marks` (no `job_sightings`,
+`decisions`, `attempts`, `digests` yet), holding the same rows, events with their project, and a
+poll mark. The constants below are what they hold, so the migration tests can check that each
+row survives. The schema text here is frozen on purpose: never import today's schema into this
+file.
 
 Regenerate (only when a fixture must change; commit the .db):
 `python -m tests.data.make_state_fixtures`
@@ -23,6 +26,7 @@ from monitor.models import Event, EventKind, Job, JobState, event_id_for
 
 HERE = Path(__file__).resolve().parent
 V1_PATH = HERE / "state-v1.db"
+V2_PATH = HERE / "state-v2.db"
 
 V1_SCHEMA = """
 CREATE TABLE IF NOT EXISTS targets (
@@ -86,6 +90,15 @@ CREATE TABLE IF NOT EXISTS silences (
 );
 """
 """The version-1 schema exactly as the first release created it."""
+
+V2_POLL_MARKS = """
+CREATE TABLE IF NOT EXISTS poll_marks (
+    target         TEXT PRIMARY KEY,
+    high_water     TEXT,
+    baseline_floor TEXT
+);
+"""
+"""What version 2 added to version 1, exactly as its migration created it."""
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 """When the fixture's target was baselined."""
@@ -178,6 +191,9 @@ RULE_MARKS = (("job-running", "stuck", T0 + timedelta(minutes=1)), ("job-dead", 
 SILENCE = ("hourly_.*", "etl", T0, T0 + timedelta(hours=2), "known flaky")
 """(job name, queue, starts, ends, comment)."""
 
+POLL_MARK = ("etl", T0 - timedelta(minutes=5), T0 - timedelta(hours=1))
+"""(target, high water, baseline floor) of the version-2 file."""
+
 
 def stamp(moment: datetime) -> str:
     """The store's fixed-width UTC timestamp."""
@@ -194,6 +210,15 @@ def v1_event(event: Event) -> dict[str, object]:
 
 def build_v1(path: Path) -> None:
     """Write a version-1 state file at `path` (replacing it) holding the rows above."""
+    _build(path, V1_SCHEMA, version=1)
+
+
+def build_v2(path: Path) -> None:
+    """Write a version-2 state file at `path` (replacing it): the rows above and a poll mark."""
+    _build(path, V1_SCHEMA + V2_POLL_MARKS, version=2)
+
+
+def _build(path: Path, schema: str, *, version: int) -> None:
     path.unlink(missing_ok=True)
     db = sqlite3.connect(path, isolation_level=None)
     try:
@@ -202,18 +227,18 @@ def build_v1(path: Path) -> None:
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("BEGIN IMMEDIATE")
-        for statement in V1_SCHEMA.split(";"):
+        for statement in schema.split(";"):
             if statement.strip():
                 db.execute(statement)
-        db.execute("PRAGMA user_version = 1")
+        db.execute(f"PRAGMA user_version = {version}")
         db.execute("COMMIT")
-        _insert_rows(db)
+        _insert_rows(db, version)
         db.execute("VACUUM")
     finally:
         db.close()
 
 
-def _insert_rows(db: sqlite3.Connection) -> None:
+def _insert_rows(db: sqlite3.Connection, version: int) -> None:
     db.execute("BEGIN IMMEDIATE")
     db.execute(
         "INSERT INTO targets VALUES (?, ?, ?)",
@@ -226,7 +251,7 @@ def _insert_rows(db: sqlite3.Connection) -> None:
     for event in EVENTS:
         db.execute(
             "INSERT INTO events (event_id, target, data, created_at) VALUES (?, ?, ?, ?)",
-            (event.event_id, "etl", json.dumps(v1_event(event)), stamp(event.observed_at)),
+            (event.event_id, "etl", json.dumps(_event(event, version)), stamp(event.observed_at)),
         )
     for row in OUTBOX:
         db.execute(
@@ -258,13 +283,24 @@ def _insert_rows(db: sqlite3.Connection) -> None:
         " VALUES (?, ?, ?, ?, ?, ?)",
         (name, queue, stamp(starts), stamp(ends), comment, stamp(starts)),
     )
+    if version >= 2:
+        target, high_water, floor = POLL_MARK
+        db.execute(
+            "INSERT INTO poll_marks VALUES (?, ?, ?)", (target, stamp(high_water), stamp(floor))
+        )
     db.execute("COMMIT")
+
+
+def _event(event: Event, version: int) -> dict[str, object]:
+    """An event as the release of `version` stored it."""
+    return v1_event(event) if version == 1 else event_to_dict(event)
 
 
 def main() -> int:
     """Rebuild every fixture next to this script."""
-    build_v1(V1_PATH)
-    sys.stdout.write(f"wrote {V1_PATH} ({V1_PATH.stat().st_size} bytes)\n")
+    for build, path in ((build_v1, V1_PATH), (build_v2, V2_PATH)):
+        build(path)
+        sys.stdout.write(f"wrote {path} ({path.stat().st_size} bytes)\n")
     return 0
 
 

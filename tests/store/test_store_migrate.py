@@ -2,8 +2,9 @@
 
 A file holding rows of every table (snapshots of two targets, a poll mark, events with outbox
 rows pending, retried, deferred, delivered and failed, an event already pruned, send times,
-silences, rule memory) is migrated into a fresh database (`pg_dsn`); then every read of the store
-contract must answer the same from both, and the next writes must too (ids and order carry on).
+silences, rule memory, sightings, decisions, attempts and a digest) is migrated into a fresh
+database (`pg_dsn`); then every read of the store contract must answer the same from both, and
+the next writes must too (ids and order carry on).
 A database that already holds state is refused and left as it was.
 """
 
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.models import HistoryUpdate, JobState, NameHistory, PollMark, RuleMark
+from monitor.models import HistoryUpdate, JobState, NameHistory, Notification, PollMark, RuleMark
+from monitor.models_explain import Sighting
 from monitor.store import Store, open_store
 from monitor.store.migrate import MigrationError, migrate_sqlite_to_postgres
 from monitor.store.postgres import PostgresStore
@@ -46,7 +48,10 @@ async def fill(store: Store) -> None:
         job("c", JobState.SUCCESS, state_since=T0 - timedelta(days=2), log_tail=("x", "ü")),
     )
     old = event("old")
-    await commit(store, [old], upserts=jobs, sinks=("hook",))
+    seen = [Sighting("etl", j.id, j.state, T0, j.name, j.queue, "c0", baseline=True) for j in jobs]
+    await store.commit_poll(
+        "etl", upserts=jobs, removals=(), events=[old], sinks=("hook",), now=T0, sightings=seen
+    )
     await store.mark_delivered(old.event_id, "hook", T0)
     await store.prune(older_than=T0 + timedelta(seconds=1))  # its seq is gone, not reusable
     events = [event("a"), event("b"), event("c"), event("d")]
@@ -58,11 +63,16 @@ async def fill(store: Store) -> None:
         sinks=("hook", "chat"),
         now=T0,
         history=history,
+        cycle_id="c1",
     )
     await store.mark_delivered(events[0].event_id, "hook", T0)
     await store.mark_failed(events[1].event_id, "chat", reason="HTTP 400", now=T0)
     await store.mark_retry(events[2].event_id, "hook", next_attempt_at=LATER, reason="HTTP 503")
-    await store.defer("chat", T0 + timedelta(minutes=1))
+    digest = Notification("hook", (events[1], events[3]))
+    await store.mark_retry_many(
+        [(events[3].event_id, LATER)], "hook", reason="HTTP 502", now=T0, digest=digest
+    )
+    await store.defer("chat", T0 + timedelta(minutes=1), now=T0, reason="rate budget")
     mark = PollMark(high_water=LATER, baseline_floor=T0 - timedelta(hours=1))
     await store.commit_poll(
         "adhoc",
@@ -111,6 +121,9 @@ async def everything(store: Store) -> dict[str, object]:
         reads[f"{target}.lookup"] = await store.lookup_jobs(target, ["a", "b", "c", "z", "x"])
         reads[f"{target}.mark"] = await store.poll_mark(target)
         reads[f"{target}.memory"] = await store.load_rule_memory(target)
+    for job_id in ("a", "b", "c", "d", "z", "old", "x"):
+        reads[f"{job_id}.trails"] = await store.job_trails(job_id)
+    reads["named"] = await store.jobs_named("name-a", limit=3)
     return reads
 
 
@@ -144,6 +157,7 @@ async def test_postgres_answers_every_contract_read_as_the_file_did(
         before, after = await everything(sqlite), await everything(postgres)
         assert after == before
         assert before["due"] and before["silences"] and before["etl.memory"]
+        assert before["d.trails"] and before["named"] == [("etl", "a")]
     finally:
         await sqlite.close()
         await postgres.close()

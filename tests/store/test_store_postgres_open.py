@@ -94,6 +94,36 @@ async def test_a_database_from_a_newer_release_is_refused_and_left_unchanged(
         await conn.close()
 
 
+async def test_a_version_1_database_gets_the_trail_tables_and_keeps_its_rows(
+    pg_dsn: str,
+) -> None:
+    store = await open_store(pg_dsn)
+    try:
+        await commit(store, [event("a")])
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(pg_dsn)
+    try:  # what the version-1 release left: no trail tables, no job index on events
+        await conn.execute(
+            "DROP TABLE job_sightings, decisions, attempts, digests;"
+            " DROP INDEX events_by_job; UPDATE store_schema SET version = 1"
+        )
+        store = await open_store(pg_dsn)
+        try:
+            (trail,) = await store.job_trails("a")
+            await store.mark_delivered(event("a").event_id, "hook", T0)
+            (again,) = await store.job_trails("a")
+        finally:
+            await store.close()
+        assert SCHEMA_VERSION == 2
+        assert await conn.fetchval("SELECT version FROM store_schema") == SCHEMA_VERSION
+    finally:
+        await conn.close()
+    (record,) = trail.events
+    assert (record.event, record.routing, record.attempts) == (event("a"), None, ())
+    assert [(a.attempt, a.outcome) for a in again.events[0].attempts] == [(1, "delivered")]
+
+
 async def test_state_settings_name_the_database_and_read_the_password_from_a_file(
     pg_dsn: str, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ import yaml
 
 from monitor.config import ConfigError, parse_settings, reference_table, render_effective
 from monitor.models import Event, EventKind, Job, JobState, event_id_for
+from monitor.models_explain import PlannedSink, SilenceNote
 from monitor.routing import QuietHours, Route, Router, SilenceSource
 from monitor.silences import Silence
 
@@ -272,11 +273,51 @@ async def test_a_routing_pass_records_what_it_silenced_and_what_no_sink_took() -
         event("report", to_state=JobState.SUCCESS),
         event("report"),
     )
-    assert routing(muted) == ()
-    assert routing(quiet_success) == ()
+    assert tuple(routing(muted)) == ()
+    assert tuple(routing(quiet_success)) == ()
     assert [s for s, _ in routing(loud)] == list(SINKS)
     assert [e for e, _ in routing.silenced] == [muted]
     assert routing.unrouted == [quiet_success]
+
+
+async def test_a_routing_pass_says_why_an_event_goes_where_it_goes() -> None:
+    router = Router(
+        [Route((), to_states=frozenset({JobState.SUCCESS})), Route(("ding",), queue="etl")],
+        SINKS,
+        silences=active(silence("nightly_.*", queue="etl")),
+    )
+    routing = await router.for_commit(T0)
+    muted = routing(event("nightly_etl"))
+    assert muted.silence == SilenceNote(1, T0 + timedelta(hours=2), "job_name=nightly_.* queue=etl")
+    assert (muted.plan, muted.unrouted, muted.default) == ((), "", False)
+    quiet = routing(event("report", to_state=JobState.SUCCESS))
+    assert quiet.matched == ("#0 to_state=success",)
+    assert quiet.unrouted == "matched route #0, which names no sinks"
+    routed = routing(event("report"))
+    assert routed.matched == ("#1 queue=etl",)
+    assert routed.plan == (PlannedSink("ding", T0, route=1),)
+    unmatched = routing(event("report", queue="adhoc"))
+    assert unmatched.default and [p.route for p in unmatched.plan] == [None, None, None]
+
+
+async def test_an_event_no_route_matches_without_default_sinks_says_so() -> None:
+    router = Router([Route(("ding",), queue="etl")], SINKS, default_sinks=[])
+    record = (await router.for_commit(T0))(event("adhoc_report", "adhoc"))
+    assert tuple(record) == ()
+    assert record.unrouted == (
+        "no route matched: kind=transition queue=adhoc project=default"
+        " job_name=adhoc_report, and default_sinks is empty"
+    )
+
+
+async def test_a_sink_held_by_quiet_hours_is_recorded_with_its_route_and_release() -> None:
+    quiet = QuietHours(time(22, 0), time(7, 0), SHANGHAI)
+    router = Router([Route(("ding",), queue="etl", quiet_hours=quiet)], SINKS)
+    now = local(23, 15)
+    record = (await router.for_commit(now))(event())
+    morning = local(7, 0, day=30)
+    assert record.plan == (PlannedSink("ding", morning, route=0, quiet_until=morning),)
+    assert list(record) == [("ding", morning)]
 
 
 # --- config ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from monitor.store.postgres.connection import DB_ERRORS, PostgresBase
 from monitor.store.postgres.schema import STORE_TABLES
 from monitor.store.types import StoreError
 
-IDENTITY_COLUMNS = {"events": "seq", "silences": "id"}
+IDENTITY_COLUMNS = {"events": "seq", "silences": "id", "digests": "id", "attempts": "id"}
 """The identity column of each table that has one (ids the next insert must not reuse)."""
 
 

@@ -123,6 +123,19 @@ class PostgresBase:
             )
         return fence
 
+    @asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[Any]:
+        """A connection inside a read-only REPEATABLE READ transaction: several reads that
+        see one consistent state; `StoreError` when the database cannot answer."""
+        try:
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                yield conn
+        except DB_ERRORS as exc:
+            raise StoreError(f"PostgreSQL {self._where}: {_reason(exc)}") from exc
+
     async def _fetch(self, query: str, *args: object) -> list[Any]:
         """The rows of one read; `StoreError` when the database cannot answer."""
         try:

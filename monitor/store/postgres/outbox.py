@@ -1,9 +1,10 @@
 """PostgreSQL: the `Outbox` concern — tables `events` and `outbox`.
 
-Events and their outbox rows are inserted only inside `commit_poll`'s transaction, through
-`insert_events`; the dispatcher then claims rows with `due` and marks them with the methods
-below, each write one transaction. What the rows mean is in `monitor.store.contract.Outbox`;
-the SQLite twin is `monitor.store.sqlite.outbox`.
+Events and their outbox rows (and each new event's decision) are inserted only inside
+`commit_poll`'s transaction, through `insert_events`; the dispatcher then claims rows with `due`
+and marks them with the methods below, each write one transaction that also records the
+attempts (one statement: the update's returned rows feed the insert). What the rows mean is in
+`monitor.store.contract.Outbox`; the SQLite twin is `monitor.store.sqlite.outbox`.
 
 Fenced (with a fence provider, the lease is checked first inside the transaction): `due` (the
 claim), every `mark_*`, `defer` and `release_retries`. So a deposed leader can neither take rows
@@ -14,22 +15,31 @@ rows, harmless from any replica).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from monitor.codec import event_from_dict, event_to_dict
-from monitor.models import Event
-from monitor.store.postgres.connection import PostgresBase, aware, rowcount
-from monitor.store.types import DELIVERED, FAILED, Delivery, Routing
-
-_FINISH = (
-    "UPDATE outbox SET status = $1, attempts = attempts + $2, last_error = $3, done_at = $4"
-    " WHERE event_id = $5 AND sink = $6 AND status = 'pending'"
+from monitor.models import Event, Notification
+from monitor.models_explain import RETRY
+from monitor.store.postgres.connection import PostgresBase, aware, optional_aware, rowcount
+from monitor.store.postgres.trail import (
+    FINISH_AND_RECORD,
+    RETRY_AND_RECORD,
+    decision_row,
+    digest_id,
+    prune_trail,
+    record_deferrals,
+    write_decisions,
 )
-_RETRY = (
-    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2"
-    " WHERE event_id = $3 AND sink = $4 AND status = 'pending'"
+from monitor.store.types import (
+    DELIVERED,
+    FAILED,
+    Delivery,
+    Mark,
+    Routing,
+    earliest_per_sink,
+    plan_record,
 )
 
 
@@ -88,49 +98,87 @@ class PostgresOutbox(PostgresBase):
 
     async def mark_delivered(self, event_id: str, sink: str, now: datetime) -> None:
         """Record a successful send (attempts += 1); a row no longer pending is left alone."""
-        await self._finish(event_id, sink, DELIVERED, "", now, attempted=True)
+        await self._finish([event_id], sink, Mark(DELIVERED, now), check=True)
 
     async def mark_retry(
-        self, event_id: str, sink: str, *, next_attempt_at: datetime, reason: str
+        self,
+        event_id: str,
+        sink: str,
+        *,
+        next_attempt_at: datetime,
+        reason: str,
+        now: datetime | None = None,
+        kind: str = "",
     ) -> None:
         """Record a failed attempt to be repeated at `next_attempt_at` (attempts += 1)."""
-        at = aware(next_attempt_at)
-        async with self._transaction(fenced=True) as conn:
-            status = await conn.execute(_RETRY, at, reason, event_id, sink)
-            await _check_row(conn, status, event_id, sink)
+        mark = Mark(RETRY, now, reason, kind)
+        await self._retry([(event_id, next_attempt_at)], sink, mark, check=True)
 
     async def mark_failed(
-        self, event_id: str, sink: str, *, reason: str, now: datetime, attempted: bool = True
+        self,
+        event_id: str,
+        sink: str,
+        *,
+        reason: str,
+        now: datetime,
+        attempted: bool = True,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
         """Give up on a row for good; `attempted=False` when no send was made (sink removed)."""
-        await self._finish(event_id, sink, FAILED, reason, now, attempted=attempted)
+        mark = Mark(FAILED, now, reason, kind)
+        await self._finish([event_id], sink, mark, attempted=attempted, check=True, digest=digest)
 
-    async def mark_delivered_many(self, event_ids: Sequence[str], sink: str, now: datetime) -> None:
-        """`mark_delivered` for every row of one digest, in one transaction."""
-        await self._finish_many(event_ids, sink, DELIVERED, "", now)
+    async def mark_delivered_many(
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        now: datetime,
+        *,
+        digest: Notification | None = None,
+    ) -> None:
+        """`mark_delivered` for every row of one message (`digest`: a digest), in one
+        transaction."""
+        await self._finish(event_ids, sink, Mark(DELIVERED, now), digest=digest)
 
     async def mark_failed_many(
-        self, event_ids: Sequence[str], sink: str, *, reason: str, now: datetime
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        *,
+        reason: str,
+        now: datetime,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
-        """`mark_failed` for every row of one digest, in one transaction."""
-        await self._finish_many(event_ids, sink, FAILED, reason, now)
+        """`mark_failed` for every row of one message, in one transaction."""
+        await self._finish(event_ids, sink, Mark(FAILED, now, reason, kind), digest=digest)
 
     async def mark_retry_many(
-        self, retries: Sequence[tuple[str, datetime]], sink: str, *, reason: str
+        self,
+        retries: Sequence[tuple[str, datetime]],
+        sink: str,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
         """`mark_retry` for (event_id, next_attempt_at) pairs of one sink, in one transaction."""
-        rows = [(aware(at), reason, event_id, sink) for event_id, at in retries]
-        async with self._transaction(fenced=True) as conn:
-            if rows:
-                await conn.executemany(_RETRY, rows)
+        await self._retry(retries, sink, Mark(RETRY, now, reason, kind), digest=digest)
 
-    async def defer(self, sink: str, until: datetime) -> int:
+    async def defer(
+        self, sink: str, until: datetime, *, now: datetime | None = None, reason: str = ""
+    ) -> int:
         """Move every pending row of `sink` due before `until` to `until`; returns how many.
 
-        Not an attempt: `attempts` and `last_error` stay.
+        Not an attempt: `attempts` and `last_error` stay. With `now`, each row moved gets a
+        `deferred` attempt saying `reason`.
         """
         at = aware(until)
         async with self._transaction(fenced=True) as conn:
+            if now is not None:
+                await record_deferrals(conn, sink, at, now=now, reason=reason)
             status = await conn.execute(
                 "UPDATE outbox SET next_attempt_at = $1"
                 " WHERE sink = $2 AND status = 'pending' AND next_attempt_at < $1",
@@ -190,33 +238,65 @@ class PostgresOutbox(PostgresBase):
                 " WHERE o.event_id = events.event_id AND o.status = 'pending')",
                 cutoff,
             )
+            await prune_trail(conn, cutoff)
         return rowcount(status)
 
-    async def _finish_many(
-        self, event_ids: Sequence[str], sink: str, status: str, reason: str, now: datetime
+    async def _retry(
+        self,
+        retries: Sequence[tuple[str, datetime]],
+        sink: str,
+        mark: Mark,
+        *,
+        check: bool = False,
+        digest: Notification | None = None,
     ) -> None:
-        moment = aware(now)
+        """Count a failed attempt on pending rows and record it; `check`: a row that never
+        existed is a KeyError."""
         async with self._transaction(fenced=True) as conn:
-            await conn.execute(
-                "UPDATE outbox SET status = $1, attempts = attempts + 1, last_error = $2,"
-                " done_at = $3 WHERE event_id = ANY($4::text[]) AND sink = $5"
-                " AND status = 'pending'",
-                status,
-                reason,
+            sent_in = await digest_id(conn, sink, digest, mark.now)
+            at = optional_aware(mark.now)
+            for event_id, next_at in retries:
+                status = await conn.execute(
+                    RETRY_AND_RECORD,
+                    aware(next_at),
+                    mark.answer,
+                    event_id,
+                    sink,
+                    at,
+                    mark.kind,
+                    sent_in,
+                )
+                if check:
+                    await _check_row(conn, status, event_id, sink)
+
+    async def _finish(
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        mark: Mark,
+        *,
+        attempted: bool = True,
+        check: bool = False,
+        digest: Notification | None = None,
+    ) -> None:
+        """Mark pending rows final (`mark.outcome`) and record each one's attempt; `check` (one
+        row): a row that never existed is a KeyError."""
+        moment = optional_aware(mark.now)
+        async with self._transaction(fenced=True) as conn:
+            sent_in = await digest_id(conn, sink, digest, mark.now)
+            status = await conn.execute(
+                FINISH_AND_RECORD,
+                mark.outcome,
+                int(attempted),
+                mark.answer,
                 moment,
                 list(event_ids),
                 sink,
+                mark.kind,
+                sent_in,
             )
-
-    async def _finish(
-        self, event_id: str, sink: str, status: str, reason: str, now: datetime, *, attempted: bool
-    ) -> None:
-        moment = aware(now)
-        async with self._transaction(fenced=True) as conn:
-            done = await conn.execute(
-                _FINISH, status, int(attempted), reason, moment, event_id, sink
-            )
-            await _check_row(conn, done, event_id, sink)
+            if check:
+                await _check_row(conn, status, event_ids[0], sink)
 
 
 async def _check_row(conn: Any, status: str, event_id: str, sink: str) -> None:
@@ -238,12 +318,15 @@ async def insert_events(
     sinks: Sequence[str],
     now: datetime,
     routing: Routing | None,
+    cycle_id: str = "",
 ) -> list[Event]:
-    """Insert a poll's events and their outbox rows (inside `commit_poll`'s transaction);
-    returns the events that were new. A known `event_id` is skipped (`ON CONFLICT DO NOTHING`).
+    """Insert a poll's events, their outbox rows and decisions (inside `commit_poll`'s
+    transaction); returns the events that were new. A known `event_id` is skipped
+    (`ON CONFLICT DO NOTHING`).
     """
     inserted: list[Event] = []
     outbox: list[tuple[str, str, datetime]] = []
+    decisions: list[tuple[str, str, datetime, str]] = []
     for event in events:
         if event.target != target:
             raise ValueError(
@@ -260,19 +343,12 @@ async def insert_events(
         if new is None:
             continue
         inserted.append(event)
-        plan = routing(event) if routing is not None else ((s, now) for s in sinks)
-        outbox += [(event.event_id, s, aware(at)) for s, at in _earliest(plan).items()]
+        plan = plan_record(routing(event) if routing is not None else [(s, now) for s in sinks])
+        decisions.append(decision_row(event.event_id, plan, cycle_id=cycle_id, now=now))
+        outbox += [(event.event_id, s, aware(at)) for s, at in earliest_per_sink(plan).items()]
+    await write_decisions(conn, decisions)
     if outbox:
         await conn.executemany(
             "INSERT INTO outbox (event_id, sink, next_attempt_at) VALUES ($1, $2, $3)", outbox
         )
     return inserted
-
-
-def _earliest(plan: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
-    """The earliest first-attempt time per sink, in the order sinks first appear."""
-    earliest: dict[str, datetime] = {}
-    for sink, at in plan:
-        if sink not in earliest or at < earliest[sink]:
-            earliest[sink] = at
-    return earliest

@@ -1,6 +1,7 @@
 """PostgreSQL: the `SnapshotStore` concern — tables `targets`, `jobs`, `poll_marks` — and the one
-transaction of `commit_poll`, which also writes the outbox's and the rule memory's rows through
-their modules' helpers (`outbox.insert_events`, `rules.write_history`).
+transaction of `commit_poll`, which also writes the outbox's, the rule memory's and the trail's
+rows through their modules' helpers (`outbox.insert_events`, `rules.write_history`,
+`trail.write_sightings`).
 
 `commit_poll` is fenced: with a fence provider, the lease is checked first inside its
 transaction, so a deposed leader commits nothing. What the rows mean is in
@@ -16,9 +17,11 @@ from typing import Any
 
 from monitor.codec import job_from_dict, job_to_dict
 from monitor.models import Event, HistoryUpdate, Job, JobState, PollMark
+from monitor.models_explain import Sighting
 from monitor.store.postgres.connection import PostgresBase, aware, optional_aware
 from monitor.store.postgres.outbox import insert_events
 from monitor.store.postgres.rules import write_history
+from monitor.store.postgres.trail import write_sightings
 from monitor.store.types import Routing, TargetState
 
 _TERMINAL = [state.value for state in JobState if state.is_terminal]
@@ -111,12 +114,14 @@ class PostgresSnapshots(PostgresBase):
         routing: Routing | None = None,
         history: HistoryUpdate | None = None,
         mark: PollMark | None = None,
+        sightings: Sequence[Sighting] = (),
+        cycle_id: str = "",
     ) -> list[Event]:
         """Write one poll's outcome atomically; returns the events that were new (not duplicates).
 
         The promise is `SnapshotStore.commit_poll`'s: snapshot rows, the baseline mark, events,
-        outbox rows, rule memory and poll mark in one transaction, which (when fenced) first
-        checks that this process still holds the lease.
+        outbox rows and decisions, rule memory, poll mark and sightings in one transaction,
+        which (when fenced) first checks that this process still holds the lease.
         """
         moment = aware(now)
         latest = {job.id: json.dumps(job_to_dict(job)) for job in upserts}
@@ -129,8 +134,9 @@ class PostgresSnapshots(PostgresBase):
                 moment,
             )
             await _write_jobs(conn, target, latest, gone)
+            await write_sightings(conn, target, sightings)
             inserted = await insert_events(
-                conn, target, events, sinks=sinks, now=moment, routing=routing
+                conn, target, events, sinks=sinks, now=moment, routing=routing, cycle_id=cycle_id
             )
             if history is not None:
                 await write_history(conn, target, history)

@@ -1,7 +1,7 @@
 """`PostgresStore`: every concern's PostgreSQL mixin composed over one asyncpg pool.
 
 The concerns live beside this module, one each (`snapshots`, `rules`, `outbox`, `sends`,
-`silences`); the schema and its version are `schema`'s; transactions, error mapping and the
+`silences`, `trail`); the schema and its version are `schema`'s; transactions, error mapping and the
 fence check are `connection`'s; `bulk` adds the one-transaction import of `state migrate`.
 This class only opens the pool (and prepares the schema), holds the fence provider, and closes
 the pool. With `schema`, all of it lives in that PostgreSQL schema (`namespace`).
@@ -27,6 +27,7 @@ from monitor.store.postgres.schema import prepare
 from monitor.store.postgres.sends import PostgresSendLog
 from monitor.store.postgres.silences import PostgresSilences
 from monitor.store.postgres.snapshots import PostgresSnapshots
+from monitor.store.postgres.trail import PostgresTrail
 from monitor.store.types import StoreError
 
 _OPEN_ERRORS: tuple[type[BaseException], ...] = (*DB_ERRORS, ValueError)
@@ -43,6 +44,7 @@ class PostgresStore(
     PostgresOutbox,
     PostgresSendLog,
     PostgresSilences,
+    PostgresTrail,
     PostgresBulk,
 ):
     """The `Store` contract in a PostgreSQL database shared by replicas; every write is one

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 from monitor.store.sqlite import migrations
@@ -56,8 +56,10 @@ def _prepare(connection: sqlite3.Connection, name: str) -> None:
     except migrations.SchemaVersionError as exc:
         raise StoreError(version_refused(name, exc.version)) from exc
     except sqlite3.Error as exc:
+        with suppress(sqlite3.Error):  # the steps before the failing one stay committed
+            version = migrations.read_version(connection)
         raise StoreError(
-            f"state file {name}: migrating schema version {version} to {SCHEMA_VERSION} failed"
+            f"state file {name}: migrating schema version {version} to {version + 1} failed"
             f" and was rolled back: {exc}"
         ) from exc
 
@@ -94,6 +96,34 @@ def _create_private(path: Path) -> bool:
 def read_only(name: str) -> sqlite3.Connection:
     """A connection that cannot write, migrate or create the file (works beside the daemon)."""
     return sqlite3.connect(Path(name).absolute().as_uri() + "?mode=ro", uri=True)
+
+
+def open_read_only(name: str) -> sqlite3.Connection:
+    """A read-only connection to an existing file at exactly `SCHEMA_VERSION`; `StoreError`
+    otherwise (the file is left as it is)."""
+    if name == ":memory:" or not Path(name).is_file():
+        raise StoreError(f"no state file at {name}")
+    try:
+        connection = read_only(name)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open state file {name}: {exc}") from exc
+    connection.isolation_level = None  # autocommit, as `open_state_file`'s
+    try:
+        connection.execute("PRAGMA busy_timeout = 5000")
+        connection.execute("PRAGMA query_only = ON")
+        version = migrations.read_version(connection)
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise StoreError(f"state file {name} is not a usable SQLite database: {exc}") from exc
+    if version != SCHEMA_VERSION:
+        connection.close()
+        if 0 < version < SCHEMA_VERSION:
+            raise StoreError(
+                f"state file {name} has schema version {version}; reading it needs version"
+                f" {SCHEMA_VERSION}, which the daemon migrates it to when it next starts"
+            )
+        raise StoreError(version_refused(name, version))
+    return connection
 
 
 def _refuse_unusable(name: str) -> None:

@@ -23,6 +23,52 @@ CREATE TABLE IF NOT EXISTS poll_marks (
     baseline_floor TEXT
 )"""
 
+_TRAIL = (
+    """CREATE TABLE IF NOT EXISTS job_sightings (
+    target   TEXT NOT NULL,
+    job_id   TEXT NOT NULL,
+    seen_at  TEXT NOT NULL,
+    state    TEXT NOT NULL,
+    job_name TEXT NOT NULL DEFAULT '',
+    queue    TEXT NOT NULL DEFAULT '',
+    cycle_id TEXT NOT NULL DEFAULT '',
+    baseline INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (target, job_id, seen_at, state)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS sightings_by_job ON job_sightings (job_id)",
+    "CREATE INDEX IF NOT EXISTS sightings_by_name ON job_sightings (job_name, seen_at)",
+    """CREATE TABLE IF NOT EXISTS decisions (
+    event_id   TEXT PRIMARY KEY REFERENCES events (event_id) ON DELETE CASCADE,
+    cycle_id   TEXT NOT NULL DEFAULT '',
+    decided_at TEXT NOT NULL,
+    data       TEXT NOT NULL
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS digests (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink            TEXT NOT NULL,
+    notification_id TEXT NOT NULL,
+    sent_at         TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    UNIQUE (sink, notification_id, sent_at)
+)""",
+    """CREATE TABLE IF NOT EXISTS attempts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL REFERENCES events (event_id) ON DELETE CASCADE,
+    sink            TEXT NOT NULL,
+    attempt         INTEGER NOT NULL,
+    at              TEXT,
+    outcome         TEXT NOT NULL
+                    CHECK (outcome IN ('delivered', 'retry', 'failed', 'deferred')),
+    answer          TEXT NOT NULL DEFAULT '',
+    kind            TEXT NOT NULL DEFAULT '',
+    next_attempt_at TEXT,
+    digest_id       INTEGER
+)""",
+    "CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_id, sink)",
+    "CREATE INDEX IF NOT EXISTS events_by_job ON events (json_extract(data, '$.job.id'))",
+)
+"""Version 3: what `dli-monitor explain` reads (sightings, decisions, attempts, digests)."""
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS targets (
     target      TEXT PRIMARY KEY,
@@ -84,6 +130,7 @@ CREATE TABLE IF NOT EXISTS silences (
     comment    TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL
 );
+{";".join(_TRAIL)};
 """
 """The current schema, written whole into a version-0 file."""
 
@@ -102,6 +149,7 @@ FIRST_VERSION = 1
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "poll_marks: where incremental polling of a target stands", (_POLL_MARKS,)),
+    Migration(3, "job_sightings, decisions, attempts, digests: what explain reads", _TRAIL),
 )
 """Every step after the first release, oldest first, one version apart."""
 

@@ -1,21 +1,43 @@
 """SQLite: the `Outbox` concern — tables `events` and `outbox`.
 
-Events and their outbox rows are inserted only inside `commit_poll`'s transaction, through
-`insert_events`; the dispatcher then reads and marks rows with the methods below, each write one
-transaction. What the rows mean is in `monitor.store.contract.Outbox`.
+Events and their outbox rows (and each new event's decision) are inserted only inside
+`commit_poll`'s transaction, through `insert_events`; the dispatcher then reads and marks rows
+with the methods below, each write one transaction that also records the attempt
+(`monitor.store.sqlite.trail`). What the rows mean is in `monitor.store.contract.Outbox`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from monitor.codec import event_from_dict, event_to_dict
-from monitor.models import Event
+from monitor.models import Event, Notification
+from monitor.models_explain import RETRY
 from monitor.store.sqlite.connection import SqliteBase, stamp, unstamp
-from monitor.store.types import DELIVERED, FAILED, Delivery, Routing
+from monitor.store.sqlite.trail import (
+    digest_id,
+    prune_trail,
+    record_attempt,
+    record_deferrals,
+    write_decision,
+)
+from monitor.store.types import (
+    DELIVERED,
+    FAILED,
+    Delivery,
+    Mark,
+    Routing,
+    earliest_per_sink,
+    plan_record,
+)
+
+_RETRY = (
+    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+    " WHERE event_id = ? AND sink = ? AND status = 'pending'"
+)
 
 
 class SqliteOutbox(SqliteBase):
@@ -66,53 +88,85 @@ class SqliteOutbox(SqliteBase):
 
     async def mark_delivered(self, event_id: str, sink: str, now: datetime) -> None:
         """Record a successful send (attempts += 1); a row no longer pending is left alone."""
-        self._finish(event_id, sink, DELIVERED, "", now, attempted=True)
+        self._finish([event_id], sink, Mark(DELIVERED, now), check=True)
 
     async def mark_retry(
-        self, event_id: str, sink: str, *, next_attempt_at: datetime, reason: str
+        self,
+        event_id: str,
+        sink: str,
+        *,
+        next_attempt_at: datetime,
+        reason: str,
+        now: datetime | None = None,
+        kind: str = "",
     ) -> None:
         """Record a failed attempt to be repeated at `next_attempt_at` (attempts += 1)."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-                " WHERE event_id = ? AND sink = ? AND status = 'pending'",
-                (stamp(next_attempt_at), reason, event_id, sink),
-            )
-            self._check_row(cursor, event_id, sink)
+        self._retry([(event_id, next_attempt_at)], sink, Mark(RETRY, now, reason, kind), check=True)
 
     async def mark_failed(
-        self, event_id: str, sink: str, *, reason: str, now: datetime, attempted: bool = True
+        self,
+        event_id: str,
+        sink: str,
+        *,
+        reason: str,
+        now: datetime,
+        attempted: bool = True,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
         """Give up on a row for good; `attempted=False` when no send was made (sink removed)."""
-        self._finish(event_id, sink, FAILED, reason, now, attempted=attempted)
+        mark = Mark(FAILED, now, reason, kind)
+        self._finish([event_id], sink, mark, attempted=attempted, check=True, digest=digest)
 
-    async def mark_delivered_many(self, event_ids: Sequence[str], sink: str, now: datetime) -> None:
-        """`mark_delivered` for every row of one digest, in one transaction."""
-        self._finish_many(event_ids, sink, DELIVERED, "", now)
+    async def mark_delivered_many(
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        now: datetime,
+        *,
+        digest: Notification | None = None,
+    ) -> None:
+        """`mark_delivered` for every row of one message (a digest: `digest`), in one
+        transaction."""
+        self._finish(event_ids, sink, Mark(DELIVERED, now), digest=digest)
 
     async def mark_failed_many(
-        self, event_ids: Sequence[str], sink: str, *, reason: str, now: datetime
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        *,
+        reason: str,
+        now: datetime,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
-        """`mark_failed` for every row of one digest, in one transaction."""
-        self._finish_many(event_ids, sink, FAILED, reason, now)
+        """`mark_failed` for every row of one message, in one transaction."""
+        self._finish(event_ids, sink, Mark(FAILED, now, reason, kind), digest=digest)
 
     async def mark_retry_many(
-        self, retries: Sequence[tuple[str, datetime]], sink: str, *, reason: str
+        self,
+        retries: Sequence[tuple[str, datetime]],
+        sink: str,
+        *,
+        reason: str,
+        now: datetime | None = None,
+        kind: str = "",
+        digest: Notification | None = None,
     ) -> None:
         """`mark_retry` for (event_id, next_attempt_at) pairs of one sink, in one transaction."""
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-                " WHERE event_id = ? AND sink = ? AND status = 'pending'",
-                ((stamp(at), reason, event_id, sink) for event_id, at in retries),
-            )
+        self._retry(retries, sink, Mark(RETRY, now, reason, kind), digest=digest)
 
-    async def defer(self, sink: str, until: datetime) -> int:
+    async def defer(
+        self, sink: str, until: datetime, *, now: datetime | None = None, reason: str = ""
+    ) -> int:
         """Move every pending row of `sink` due before `until` to `until`; returns how many.
 
-        Not an attempt: `attempts` and `last_error` stay.
+        Not an attempt: `attempts` and `last_error` stay. With `now`, each row moved gets a
+        `deferred` attempt saying `reason`.
         """
         with self._transaction() as db:
+            if now is not None:
+                record_deferrals(db, sink, until, now=now, reason=reason)
             cursor = db.execute(
                 "UPDATE outbox SET next_attempt_at = ?"
                 " WHERE sink = ? AND status = 'pending' AND next_attempt_at < ?",
@@ -168,28 +222,54 @@ class SqliteOutbox(SqliteBase):
                 " WHERE o.event_id = events.event_id AND o.status = 'pending')",
                 (stamp(older_than),),
             )
+            prune_trail(db, older_than)
             return cursor.rowcount
 
-    def _finish_many(
-        self, event_ids: Sequence[str], sink: str, status: str, reason: str, now: datetime
+    def _retry(
+        self,
+        retries: Sequence[tuple[str, datetime]],
+        sink: str,
+        mark: Mark,
+        *,
+        check: bool = False,
+        digest: Notification | None = None,
     ) -> None:
+        """Count a failed attempt on pending rows and record it; `check`: a row that never
+        existed is a KeyError."""
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
-                " done_at = ? WHERE event_id = ? AND sink = ? AND status = 'pending'",
-                ((status, reason, stamp(now), event_id, sink) for event_id in event_ids),
-            )
+            mark = mark.sent_in(digest_id(db, sink, digest, mark.now))
+            for event_id, at in retries:
+                cursor = db.execute(_RETRY, (stamp(at), mark.answer, event_id, sink))
+                if check:
+                    self._check_row(cursor, event_id, sink)
+                if cursor.rowcount == 1:
+                    record_attempt(db, event_id, sink, mark, next_attempt_at=at)
 
     def _finish(
-        self, event_id: str, sink: str, status: str, reason: str, now: datetime, *, attempted: bool
+        self,
+        event_ids: Sequence[str],
+        sink: str,
+        mark: Mark,
+        *,
+        attempted: bool = True,
+        check: bool = False,
+        digest: Notification | None = None,
     ) -> None:
+        """Mark pending rows final (`mark.outcome`) and record each one's attempt; `check`: a
+        row that never existed is a KeyError."""
+        done_at = stamp(mark.now) if mark.now is not None else None
         with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ?,"
-                " done_at = ? WHERE event_id = ? AND sink = ? AND status = 'pending'",
-                (status, int(attempted), reason, stamp(now), event_id, sink),
-            )
-            self._check_row(cursor, event_id, sink)
+            mark = mark.sent_in(digest_id(db, sink, digest, mark.now))
+            for event_id in event_ids:
+                cursor = db.execute(
+                    "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ?,"
+                    " done_at = ? WHERE event_id = ? AND sink = ? AND status = 'pending'",
+                    (mark.outcome, int(attempted), mark.answer, done_at, event_id, sink),
+                )
+                if check:
+                    self._check_row(cursor, event_id, sink)
+                if cursor.rowcount == 1:
+                    record_attempt(db, event_id, sink, mark)
 
     def _check_row(self, cursor: sqlite3.Cursor, event_id: str, sink: str) -> None:
         """Raise KeyError when no outbox row exists at all (a finished row is not an error)."""
@@ -210,9 +290,10 @@ def insert_events(
     sinks: Sequence[str],
     now: datetime,
     routing: Routing | None,
+    cycle_id: str = "",
 ) -> list[Event]:
-    """Insert a poll's events and their outbox rows (inside `commit_poll`'s transaction);
-    returns the events that were new. A known `event_id` is skipped."""
+    """Insert a poll's events, their outbox rows and decisions (inside `commit_poll`'s
+    transaction); returns the events that were new. A known `event_id` is skipped."""
     moment = stamp(now)
     inserted: list[Event] = []
     for event in events:
@@ -228,18 +309,10 @@ def insert_events(
         if cursor.rowcount != 1:
             continue
         inserted.append(event)
-        plan = routing(event) if routing is not None else ((s, now) for s in sinks)
+        plan = plan_record(routing(event) if routing is not None else [(s, now) for s in sinks])
+        write_decision(db, event.event_id, plan, cycle_id=cycle_id, now=now)
         db.executemany(
             "INSERT INTO outbox (event_id, sink, next_attempt_at) VALUES (?, ?, ?)",
-            ((event.event_id, sink, stamp(at)) for sink, at in _earliest(plan).items()),
+            ((event.event_id, sink, stamp(at)) for sink, at in earliest_per_sink(plan).items()),
         )
     return inserted
-
-
-def _earliest(plan: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
-    """The earliest first-attempt time per sink, in the order sinks first appear."""
-    earliest: dict[str, datetime] = {}
-    for sink, at in plan:
-        if sink not in earliest or at < earliest[sink]:
-            earliest[sink] = at
-    return earliest

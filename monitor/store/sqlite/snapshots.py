@@ -1,6 +1,7 @@
 """SQLite: the `SnapshotStore` concern — tables `targets`, `jobs`, `poll_marks` — and the one
-transaction of `commit_poll`, which also writes the outbox's and the rule memory's rows through
-their modules' helpers (`outbox.insert_events`, `rules.write_history`).
+transaction of `commit_poll`, which also writes the outbox's, the rule memory's and the trail's
+rows through their modules' helpers (`outbox.insert_events`, `rules.write_history`,
+`trail.write_sightings`).
 
 What the rows mean is in `monitor.store.contract.SnapshotStore`.
 """
@@ -13,9 +14,11 @@ from datetime import datetime, timedelta
 
 from monitor.codec import format_time, job_from_dict, job_to_dict, parse_time
 from monitor.models import Event, HistoryUpdate, Job, JobState, PollMark
+from monitor.models_explain import Sighting
 from monitor.store.sqlite.connection import SqliteBase, optional_time, stamp, unstamp
 from monitor.store.sqlite.outbox import insert_events
 from monitor.store.sqlite.rules import write_history
+from monitor.store.sqlite.trail import write_sightings
 from monitor.store.types import Routing, TargetState
 
 _TERMINAL = tuple(state.value for state in JobState if state.is_terminal)
@@ -124,11 +127,14 @@ class SqliteSnapshots(SqliteBase):
         routing: Routing | None = None,
         history: HistoryUpdate | None = None,
         mark: PollMark | None = None,
+        sightings: Sequence[Sighting] = (),
+        cycle_id: str = "",
     ) -> list[Event]:
         """Write one poll's outcome atomically; returns the events that were new (not duplicates).
 
         The promise is `SnapshotStore.commit_poll`'s: snapshot rows, the baseline mark, events,
-        outbox rows, rule memory and poll mark in one `BEGIN IMMEDIATE` transaction.
+        outbox rows and decisions, rule memory, poll mark and sightings in one
+        `BEGIN IMMEDIATE` transaction.
         """
         moment = stamp(now)
         with self._transaction() as db:
@@ -146,7 +152,10 @@ class SqliteSnapshots(SqliteBase):
                 "DELETE FROM jobs WHERE target = ? AND job_id = ?",
                 ((target, job_id) for job_id in removals),
             )
-            inserted = insert_events(db, target, events, sinks=sinks, now=now, routing=routing)
+            write_sightings(db, target, sightings)
+            inserted = insert_events(
+                db, target, events, sinks=sinks, now=now, routing=routing, cycle_id=cycle_id
+            )
             if history is not None:
                 write_history(db, target, history)
             if mark is not None:
