@@ -19,7 +19,8 @@ its budget and defers its rows. Each mark carries what `dli-monitor explain` sho
 (the error's reason and kind, the digest it went in, why rows were deferred); the store keeps
 it in the mark's own transaction.
 
-What lives elsewhere: the HTTP details and status classification (`monitor.sinks`), the
+What lives elsewhere: the policy, report and guarded sink call (`monitor.dispatch_policy`),
+the HTTP details and status classification (`monitor.sinks`), the
 outbox itself (`monitor.store`), metrics (the caller passes an `observer`).
 """
 
@@ -27,19 +28,29 @@ from __future__ import annotations
 
 import asyncio
 import random
-import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 
+from monitor.dispatch_policy import (
+    DeliveryPolicy,
+    DeliveryReport,
+    Pass,
+    Tally,
+    attempt_send,
+    row_key,
+)
 from monitor.models import Clock, Notification, utc_now
 from monitor.ratelimit import UNLIMITED, RateBudget
-from monitor.sinks.base import Sink, SinkError, safe_text
+from monitor.sinks.base import Sink, SinkError
 from monitor.store import Delivery, Store, StoreFencedOff
 
 log = structlog.get_logger(__name__)
+
+__all__ = ["DeliveryObserver", "DeliveryPolicy", "DeliveryReport", "Dispatcher"]
+
+DEFAULT_POLICY = DeliveryPolicy()
 
 DeliveryObserver = Callable[[str, str], None]
 """Called as (sink, outcome) for every row attempted; "delivered", "retry" or "failed"."""
@@ -47,86 +58,6 @@ DeliveryObserver = Callable[[str, str], None]
 SINK_REMOVED = "sink removed from config"
 SENDS_KEPT_S = 3600.0
 """The least history of send times kept in the store per sink (more if a window is longer)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryPolicy:
-    """How deliveries are retried: waits between attempts, and when to give up."""
-
-    backoff: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 60)
-    """Seconds before attempt n+1 after n failures; the last value repeats."""
-    jitter: float = 0.0
-    """Each wait grows by a random share of itself up to this (never shrinks)."""
-    max_age_s: float = 86400
-    """A retryable failure of an event older than this is final."""
-    batch_size: int = 100
-    """Rows fetched from the outbox at a time."""
-    digest_limit: int = 1000
-    """The most events one digest carries; a larger backlog goes in several digests."""
-
-    def __post_init__(self) -> None:
-        if any(delay < 0 for delay in self.backoff):
-            raise ValueError("backoff delays must not be negative")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be between 0 and 1")
-        if self.max_age_s <= 0:
-            raise ValueError("max_age_s must be positive")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        if self.digest_limit < 2:
-            raise ValueError("digest_limit must be at least 2")
-
-    def delay(self, attempts: int, spread: float = 0.0) -> float:
-        """Seconds to wait after the attempt that made `attempts` failures in a row (1-based);
-        `spread` in [0, 1) picks where within the jitter the wait lands."""
-        if not self.backoff:
-            return 0.0
-        base = float(self.backoff[min(max(attempts, 1), len(self.backoff)) - 1])
-        return base * (1.0 + self.jitter * spread)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryReport:
-    """What one drain did, in rows: delivered, given up, to be retried, held back by a budget."""
-
-    delivered: int
-    failed: int
-    retrying: int
-    deferred: int = 0
-    digests: int = 0
-    """Digest notifications sent (whatever their outcome)."""
-
-
-@dataclass(slots=True)
-class _Tally:
-    delivered: int = 0
-    failed: int = 0
-    retrying: int = 0
-    deferred: int = 0
-    digests: int = 0
-    given_up: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Pass:
-    """State shared by the sink tasks of one drain."""
-
-    tally: _Tally
-    deadline: float | None
-    resting: set[str] = field(default_factory=set)
-    """Sinks that failed retryably or are out of budget: nothing more for them this drain."""
-    seen: set[tuple[str, str]] = field(default_factory=set)
-    """(event_id, sink) rows handled this drain, so none is handled twice."""
-    deferrals: int = 0
-    """Sinks put off to their next free slot this drain (progress, like `seen`)."""
-
-    def progress(self) -> tuple[int, int]:
-        """Changes whenever a row was handled or a sink deferred."""
-        return (len(self.seen), self.deferrals)
-
-
-def _key(row: Delivery) -> tuple[str, str]:
-    return (row.event.event_id, row.sink)
 
 
 class Dispatcher:
@@ -137,7 +68,7 @@ class Dispatcher:
         store: Store,
         sinks: Mapping[str, Sink],
         *,
-        policy: DeliveryPolicy = DeliveryPolicy(),
+        policy: DeliveryPolicy = DEFAULT_POLICY,
         clock: Clock = utc_now,
         observer: DeliveryObserver | None = None,
         budgets: Mapping[str, RateBudget] | None = None,
@@ -217,12 +148,12 @@ class Dispatcher:
 
     async def _drain(self, deadline: float | None) -> DeliveryReport:
         loop = asyncio.get_running_loop()
-        state = _Pass(_Tally(), deadline)
+        state = Pass(Tally(), deadline)
         while deadline is None or loop.time() < deadline:
             rows = await self._store.due(
                 self._clock(), limit=self._policy.batch_size, exclude_sinks=state.resting
             )
-            fresh = [row for row in rows if _key(row) not in state.seen]
+            fresh = [row for row in rows if row_key(row) not in state.seen]
             if not fresh:
                 break
             by_sink: dict[str, list[Delivery]] = {}
@@ -239,7 +170,7 @@ class Dispatcher:
             tally.delivered, tally.failed, tally.retrying, tally.deferred, tally.digests
         )
 
-    async def _serve_all(self, by_sink: Mapping[str, list[Delivery]], state: _Pass) -> None:
+    async def _serve_all(self, by_sink: Mapping[str, list[Delivery]], state: Pass) -> None:
         """One task per sink; a store error in any of them cancels the rest and is raised."""
         try:
             async with asyncio.TaskGroup() as group:
@@ -248,7 +179,7 @@ class Dispatcher:
         except BaseExceptionGroup as errors:
             raise errors.exceptions[0] from None
 
-    async def _serve(self, name: str, batch: list[Delivery], state: _Pass) -> None:
+    async def _serve(self, name: str, batch: list[Delivery], state: Pass) -> None:
         """One sink's turn: singles within its budget, one digest beyond it, or a deferral."""
         sink = self._sinks.get(name)
         if sink is None:
@@ -272,19 +203,19 @@ class Dispatcher:
         await self._send_digest(sink, rows, state)
 
     @staticmethod
-    def _unseen(rows: list[Delivery], state: _Pass) -> list[Delivery]:
-        return [row for row in rows if _key(row) not in state.seen]
+    def _unseen(rows: list[Delivery], state: Pass) -> list[Delivery]:
+        return [row for row in rows if row_key(row) not in state.seen]
 
-    async def _fail_removed(self, name: str, rows: list[Delivery], state: _Pass) -> None:
+    async def _fail_removed(self, name: str, rows: list[Delivery], state: Pass) -> None:
         """Rows for a sink that is no longer configured fail at once, without a send."""
         for row in rows:
-            state.seen.add(_key(row))
+            state.seen.add(row_key(row))
             await self._store.mark_failed(
                 row.event.event_id, name, reason=SINK_REMOVED, now=self._clock(), attempted=False
             )
             self._count_failed(state.tally, name)
 
-    async def _defer(self, name: str, budget: RateBudget, state: _Pass) -> None:
+    async def _defer(self, name: str, budget: RateBudget, state: Pass) -> None:
         """Out of budget: hold every pending row of the sink until its next free slot."""
         slot = budget.next_slot()
         reason = "rate budget spent: held to its next free slot"
@@ -294,10 +225,10 @@ class Dispatcher:
         state.deferrals += 1
         log.debug("sink out of budget", sink=name, next_slot=slot.isoformat())
 
-    def _expired(self, state: _Pass) -> bool:
+    def _expired(self, state: Pass) -> bool:
         return state.deadline is not None and asyncio.get_running_loop().time() >= state.deadline
 
-    async def _send_singly(self, sink: Sink, rows: list[Delivery], state: _Pass) -> None:
+    async def _send_singly(self, sink: Sink, rows: list[Delivery], state: Pass) -> None:
         """The rows of one sink, in order, one at a time, until one fails retryably."""
         budget = self._budgets[sink.name]
         for row in rows:
@@ -306,20 +237,20 @@ class Dispatcher:
             if budget.allowance() == 0:
                 await self._defer(sink.name, budget, state)
                 return
-            state.seen.add(_key(row))
+            state.seen.add(row_key(row))
             if not await self._deliver(sink, [row], state):
                 return
 
-    async def _send_digest(self, sink: Sink, rows: list[Delivery], state: _Pass) -> None:
+    async def _send_digest(self, sink: Sink, rows: list[Delivery], state: Pass) -> None:
         """All the rows in one notification; its outcome is every row's outcome."""
         if not rows or self._expired(state):
             return
-        state.seen.update(_key(row) for row in rows)
+        state.seen.update(row_key(row) for row in rows)
         state.tally.digests += 1
         log.info("sending a digest", sink=sink.name, events=len(rows))
         await self._deliver(sink, rows, state)
 
-    async def _deliver(self, sink: Sink, rows: Sequence[Delivery], state: _Pass) -> bool:
+    async def _deliver(self, sink: Sink, rows: Sequence[Delivery], state: Pass) -> bool:
         """Send `rows` as one notification and record the outcome; False after a retryable one."""
         name = sink.name
         if self._may_send is not None and not self._may_send():
@@ -327,7 +258,7 @@ class Dispatcher:
         await self._spend(name)
         notification = Notification(name, tuple(r.event for r in rows))
         digest = notification if notification.is_digest else None
-        error = await self._attempt(sink, notification)
+        error = await attempt_send(sink, notification)
         if error is None:
             delivered = [r.event.event_id for r in rows]
             await self._store.mark_delivered_many(delivered, name, self._clock(), digest=digest)
@@ -365,32 +296,12 @@ class Dispatcher:
         budget.record(now)
         await self._store.record_send(name, now, keep_s=max(SENDS_KEPT_S, budget.horizon_s))
 
-    async def _attempt(self, sink: Sink, notification: Notification) -> SinkError | None:
-        """One send; any non-`SinkError` exception becomes a retryable error (and is logged)."""
-        try:
-            await sink.send(notification)
-        except SinkError as error:
-            return error
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug in a sink must not stop the other sinks
-            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-            log.error(
-                "sink raised an unexpected error",
-                sink=sink.name,
-                error_type=type(exc).__name__,
-                error=safe_text(str(exc)),
-                where=f"{where.filename}:{where.lineno}" if where else "",
-            )
-            return SinkError(f"unexpected {type(exc).__name__} in sink", retryable=True)
-        return None
-
     async def _record_failure(
         self,
         name: str,
         rows: Sequence[Delivery],
         error: SinkError,
-        tally: _Tally,
+        tally: Tally,
         digest: Notification | None = None,
     ) -> bool:
         """Mark each row retry or failed (too old, or permanent); True when any will retry.
@@ -426,7 +337,7 @@ class Dispatcher:
         log.debug("delivery will be retried", sink=name, rows=len(retries))
         return bool(retries)
 
-    def _settle(self, tally: _Tally, name: str, outcome: str) -> None:
+    def _settle(self, tally: Tally, name: str, outcome: str) -> None:
         """Count one row's outcome, tell the observer, and log a recovery once."""
         if outcome == "delivered":
             tally.delivered += 1
@@ -439,7 +350,7 @@ class Dispatcher:
         if self._observer is not None:
             self._observer(name, outcome)
 
-    def _count_failed(self, tally: _Tally, name: str) -> None:
+    def _count_failed(self, tally: Tally, name: str) -> None:
         tally.failed += 1
         tally.given_up[name] = tally.given_up.get(name, 0) + 1
 

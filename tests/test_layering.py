@@ -49,7 +49,8 @@ ALLOWED: dict[str, set[str]] = {
     "dli": {"models", "redact", "retry_after", "dli"},
     "sinks": {"models", "redact", "retry_after", "codec", "sinks"},
     "ratelimit": {"models"},
-    "dispatch": {"models", "store", "sinks", "ratelimit"},
+    "dispatch_policy": {"models", "store", "sinks"},
+    "dispatch": {"models", "store", "sinks", "ratelimit", "dispatch_policy"},
     "server": {"models", "metrics", "health"},
     "poll": {
         "models",
