@@ -45,6 +45,8 @@ from monitor.shard import Shard
 from monitor.shard_state import state_scope
 from monitor.sinks import AlertmanagerSink
 from monitor.sinks.base import Sink
+from monitor.status_sinks import SinkActivity
+from monitor.status_wiring import build_status_pages
 from monitor.store import Store, open_store
 from monitor.wiring import SessionPool, build_budgets, build_sinks
 
@@ -94,6 +96,8 @@ class Monitor:
         """One per project with targets this shard owns, in config order."""
         self.server_port: int | None = None
         self.sinks: dict[str, Sink] = {}
+        self.activity = SinkActivity(clock)
+        """Each sink's last delivery attempt, for the status page."""
         self._last_prune: datetime | None = None
         self._scheduler: AsyncIOScheduler | None = None
 
@@ -144,8 +148,8 @@ class Monitor:
                 batch_size=settings.delivery.batch_size,
             ),
             clock=self.clock,
-            observer=self.metrics.observe_notification,
-            on_failure=self.metrics.delivery.observe_failure,
+            observer=self.activity.observer(self.metrics.observe_notification),
+            on_failure=self.activity.failures(self.metrics.delivery.observe_failure),
             budgets=build_budgets(settings, self.clock),
             may_send=leadership.send_gate,
         )
@@ -204,17 +208,29 @@ class Monitor:
         await self._stack.aclose()
 
     async def start_server(self) -> None:
-        """Serve /metrics, /healthz and /readyz if the config enables it."""
+        """Serve /metrics, the probes, the JSON views and the status page if the config enables
+        it."""
         server = self.settings.server
         if not server.enabled:
             return
+        probes = RoleProbes(self.leadership, self.health)
+        pages = build_status_pages(
+            self.settings,
+            store=self.store,
+            metrics=self.metrics,
+            probes=probes,
+            pipelines=self.pipelines,
+            activity=self.activity,
+            clock=self.clock,
+        )
         app = make_app(
             self.metrics,
-            RoleProbes(self.leadership, self.health),
+            probes,
             views=self._views,
             credentials=_credentials(server.auth),
             role=self.leadership.role_view,
             explain=explain_view(self.store, self.settings.rules, self.clock),
+            pages=pages,
         )
         runner = await start_server(app, server.host, server.port)
         self._stack.push_async_callback(runner.cleanup)

@@ -160,6 +160,12 @@ def _last_queue(trail: JobTrail) -> str:
     return next((queue for queue in reversed(queues) if queue), "")
 
 
+def event_story(record: EventRecord, now: datetime) -> EventStory:
+    """One stored event as `explain` tells it: its routing and, per sink, the one-line outcome
+    (what the status page lists under recent events)."""
+    return _event(record, now)
+
+
 def _event(record: EventRecord, now: datetime) -> EventStory:
     """One event with its routing and, per sink, what happened."""
     event = record.event

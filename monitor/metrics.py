@@ -297,6 +297,10 @@ class Metrics:
         ended jobs per (queue, state) known only by count)."""
         self._view.replace(target, jobs, history, project)
 
+    def job_counts(self) -> dict[tuple[str, str, str, str], int]:
+        """Jobs per (project, region, queue, state) as `dli_batch_jobs` reports them now."""
+        return self._jobs.counts()
+
     def set_config_loaded(self, ok: bool) -> None:
         """Record whether the last configuration load succeeded."""
         self._config_loaded.set(1 if ok else 0)

@@ -1,13 +1,16 @@
-"""The monitor's own HTTP endpoints: /metrics, /healthz, /readyz and the read-only JSON views
-/api/status and /api/explain/{job} (what `dli-monitor explain --json` prints).
+"""The monitor's own HTTP endpoints: /metrics, /healthz, /readyz, the read-only JSON views
+/api/status and /api/explain/{job} (what `dli-monitor explain --json` prints), and the status
+page: `/` and `/jobs/{job}` (HTML, no script) with its stylesheet and icon under `/static/`.
 
 `make_app` builds the aiohttp application from a `Metrics` and a `Health` (or a replica's
 role-aware view of it, whose role /readyz also shows); `start_server` runs it on an
 `AppRunner` that leaves signal handling to the composition root. Nothing here writes
 state: every route is a GET that reads what the cycle has recorded (other methods get 405).
 With `Credentials`, everything but the probes asks for them (401 with `WWW-Authenticate`),
-compared in constant time. Deliberately not here: what the
-metrics mean (`monitor.metrics`) and when the monitor counts as healthy (`monitor.health`).
+compared in constant time. The pages carry a strict Content-Security-Policy (`PAGE_HEADERS`)
+and a `Server-Timing` header saying how long the server took. Deliberately not here: what the
+metrics mean (`monitor.metrics`), when the monitor counts as healthy (`monitor.health`), and
+what the pages show (`monitor.status_html`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -89,7 +93,37 @@ ExplainView = Callable[[str, int], Awaitable[Mapping[str, object] | None]]
 job (404)."""
 
 MAX_RUNS = 50
-"""The most runs of a job name `/api/explain` shows."""
+"""The most runs of a job name `/api/explain` (and a job's page) shows."""
+
+
+class Pages(Protocol):
+    """The status page's HTML views (`monitor.status_html.StatusPages`)."""
+
+    async def home(self, *, paused: bool = False) -> str:
+        """`GET /`: the overview (`paused`: `?refresh=off`, the page does not reload itself)."""
+        ...
+
+    async def job(self, job: str, runs: int, *, paused: bool = False) -> tuple[int, str]:
+        """`GET /jobs/{job}`: (status, HTML): the explanation, or 404."""
+        ...
+
+    def asset(self, name: str) -> tuple[bytes, str] | None:
+        """`GET /static/{name}`: (body, content type), or None (404)."""
+        ...
+
+
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none';"
+    " form-action 'none'; frame-ancestors 'none'"
+)
+"""The pages load one same-origin stylesheet and nothing else: no script, no inline style."""
+PAGE_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+"""Sent with every page and every asset."""
 
 _dumps = partial(json.dumps, default=str, sort_keys=True)
 
@@ -104,6 +138,7 @@ def make_app(
     credentials: Credentials | None = None,
     role: RoleView | None = None,
     explain: ExplainView | None = None,
+    pages: Pages | None = None,
 ) -> web.Application:
     """The HTTP application serving metrics, probes and the status and explain views."""
 
@@ -142,7 +177,56 @@ def make_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/explain/{job}", _explain_handler(explain))
+    if pages is not None:
+        _add_pages(app, pages)
     return app
+
+
+def _add_pages(app: web.Application, pages: Pages) -> None:
+    """Route `/`, `/jobs/{job}` and `/static/{name}` to the status page's views."""
+
+    async def home(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        return _page(200, await pages.home(paused=_paused(request)), started)
+
+    async def job(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            runs = min(max(int(request.query.get("runs", "3")), 1), MAX_RUNS)
+        except ValueError:
+            runs = 3
+        status, body = await pages.job(request.match_info["job"], runs, paused=_paused(request))
+        return _page(status, body, started)
+
+    async def asset(request: web.Request) -> web.Response:
+        found = pages.asset(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        body, content_type = found
+        headers = {**PAGE_HEADERS, "Cache-Control": "max-age=300"}
+        return web.Response(body=body, content_type=content_type, headers=headers)
+
+    app.router.add_get("/", home)
+    app.router.add_get("/jobs/{job}", job)
+    app.router.add_get("/static/{name}", asset)
+
+
+def _paused(request: web.Request) -> bool:
+    """Whether the reader asked the page not to reload itself (`?refresh=off`)."""
+    return request.query.get("refresh") == "off"
+
+
+def _page(status: int, body: str, started: float) -> web.Response:
+    """An HTML page with the pages' headers, never cached, and the server's time on it."""
+    took_ms = (time.perf_counter() - started) * 1000
+    headers = {
+        **PAGE_HEADERS,
+        "Cache-Control": "no-store",
+        "Server-Timing": f"app;dur={took_ms:.1f}",
+    }
+    return web.Response(
+        status=status, text=body, content_type="text/html", charset="utf-8", headers=headers
+    )
 
 
 def _explain_handler(explain: ExplainView | None) -> Handler:

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Protocol
 
 from monitor.models import Event, HistoryUpdate, Job, Notification, PollMark, RuleMemory
-from monitor.models_explain import JobTrail, Sighting
+from monitor.models_explain import EventRecord, JobTrail, Sighting
 from monitor.models_silence import Silence
 from monitor.store.types import Delivery, Routing, TargetState
 
@@ -330,6 +330,12 @@ class TrailStore(Protocol):
     async def jobs_named(self, name: str, *, limit: int) -> list[tuple[str, str]]:
         """(target, job id) of the newest `limit` jobs called exactly `name`, newest first (by
         creation time, else by first sighting)."""
+        ...
+
+    async def recent_events(self, limit: int) -> list[EventRecord]:
+        """The newest `limit` events of every target, newest first (in commit order), each with
+        its decision, outbox rows and attempts, read as one consistent snapshot (the status
+        page's "recent events")."""
         ...
 
 

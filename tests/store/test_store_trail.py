@@ -255,3 +255,29 @@ async def test_a_job_known_to_two_targets_has_a_trail_on_each(store: Store) -> N
     await commit(store, [event("a")], upserts=(job("a"),))
     await commit(store, [event("a", target="*")], upserts=(job("a"),), target="*")
     assert [t.target for t in await store.job_trails("a")] == ["*", "etl"]
+
+
+async def test_recent_events_come_newest_first_across_targets_with_outcomes(
+    store: Store,
+) -> None:
+    a, b, c = event("a"), event("b"), event("c", target="*")
+    await commit(store, [a, b], sinks=("hook",), now=T0)
+    await commit(store, [c], sinks=("hook", "chat"), now=LATER, target="*")
+    await store.mark_delivered(a.event_id, "hook", LATER)
+    await store.mark_retry(
+        c.event_id, "chat", next_attempt_at=LATER, reason="HTTP 503: busy", now=LATER
+    )
+
+    newest = await store.recent_events(2)
+    assert [r.event.event_id for r in newest] == [c.event_id, b.event_id]
+    assert [(o.sink, o.status, o.attempts) for o in newest[0].outbox] == [
+        ("chat", "pending", 1),
+        ("hook", "pending", 0),
+    ]
+    assert [(x.sink, x.outcome, x.answer) for x in newest[0].attempts] == [
+        ("chat", "retry", "HTTP 503: busy")
+    ]
+    (*_, oldest) = await store.recent_events(10)
+    assert (oldest.event, oldest.created_at) == (a, T0)
+    assert [(o.sink, o.status) for o in oldest.outbox] == [("hook", "delivered")]
+    assert await store.recent_events(0) == []

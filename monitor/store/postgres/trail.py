@@ -98,6 +98,18 @@ class PostgresTrail(PostgresBase):
         }
         return newest_runs(first_seen, created, limit)
 
+    async def recent_events(self, limit: int) -> list[EventRecord]:
+        """The newest `limit` events of every target, newest first, in one REPEATABLE READ
+        transaction."""
+        async with self._snapshot() as conn:
+            rows = await conn.fetch(
+                "SELECT e.event_id, e.data, e.created_at, d.cycle_id, d.data AS decision"
+                " FROM events AS e LEFT JOIN decisions AS d ON d.event_id = e.event_id"
+                " ORDER BY e.seq DESC LIMIT $1",
+                max(0, limit),
+            )
+            return [await _event_record(conn, row) for row in rows]
+
 
 async def _trail(conn: Any, target: str, job_id: str) -> JobTrail:
     """One job's trail on one target, read on `conn` (inside its transaction)."""

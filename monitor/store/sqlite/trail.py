@@ -3,7 +3,8 @@
 Written only inside other writes' transactions, through the helpers below: sightings and
 decisions by `commit_poll` (`write_sightings`, `write_decision`), attempts and digests by the
 outbox's marks (`record_attempt`, `record_deferrals`). Read back per job by `SqliteTrail`, for
-`dli-monitor explain`. What the rows mean is in `monitor.store.contract.TrailStore`.
+`dli-monitor explain`, and newest first for the status page. What the rows mean is in
+`monitor.store.contract.TrailStore`.
 """
 
 from __future__ import annotations
@@ -88,6 +89,24 @@ class SqliteTrail(SqliteBase):
             for target, job_id, data in rows
         }
         return newest_runs(first_seen, created, limit)
+
+    async def recent_events(self, limit: int) -> list[EventRecord]:
+        """The newest `limit` events of every target, newest first, in one read transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            rows = db.execute(
+                "SELECT e.data, e.created_at, d.cycle_id, d.data FROM events AS e"
+                " LEFT JOIN decisions AS d ON d.event_id = e.event_id"
+                " ORDER BY e.seq DESC LIMIT ?",
+                (max(0, limit),),
+            ).fetchall()
+            return [
+                _event_record(db, event_from_dict(json.loads(data)), unstamp(at), cycle, decision)
+                for data, at, cycle, decision in rows
+            ]
+        finally:
+            db.execute("COMMIT")
 
 
 def _trail(db: sqlite3.Connection, target: str, job_id: str) -> JobTrail:
