@@ -16,20 +16,23 @@ malformed/truncated bodies, inserts while paging, dropped connections, revoked I
 process faults (`benchmarks.soak_kills`: SIGTERM and SIGKILL at random moments, and SIGKILL
 mid-listing, mid-delivery and between commit and delivery; restarted after a short pause),
 receiver faults (503, refused connections, 500, 429 + Retry-After, slow answers; a long outage
-in runs of 4 minutes or more) and wall-clock jumps of the daemon (`benchmarks.soak_clock`).
-Without libfaketime the clock lane is left out and listed as not injected; with
-``REQUIRE_TOOLS=1`` its absence is an error (exit 2). Disk-full faults are not injected.
+in runs of 4 minutes or more), wall-clock jumps of the daemon (`benchmarks.soak_clock`) and,
+as root with a tmpfs for the state file, a full disk (`benchmarks.soak_disk`; the daemon's HTTP
+server listens on 127.0.0.1, a free port, for /healthz and /metrics). Without libfaketime the
+clock lane is left out and listed as not injected; with ``REQUIRE_TOOLS=1`` its absence is an
+error (exit 2). Without root or tmpfs the disk lane is left out, and says why.
 
 Then the faults stop, the activity pauses, and the daemon gets 3 good cycles (every target
 polled) to catch up, the last with an empty outbox (the wait allows for a stall its clock's
-last step back may cause). Cycles are timed by the harness's clock,
-never the daemon's. The receiver's log is matched with the ground truth
-(`soak_support.account`, the semantics of `scale_support.compare_events`: a state held over a
-whole good cycle must be reported, briefer ones may be). It prints a summary (latency raw and
-net of the receiver's failing time; raw duplicates after each SIGKILL), writes JSON (``--out``)
-and exits 1 when an event was missed or false, or a real duplicate (a second event id for the
-same job and state) exists; else 0. Redeliveries of the same event id are counted, not failed:
-delivery is at least once. Timings are printed, never judged.
+last step back may cause). Cycles are timed by the harness's clock, never the daemon's. The
+receiver's log is matched with the ground truth (`soak_support.account`, the semantics of
+`scale_support.compare_events`: a state held over a whole good cycle must be reported, briefer
+ones may be). It prints a summary (latency raw and net of the receiver's failing time; raw
+duplicates after each SIGKILL; what the daemon showed of each full disk), writes JSON
+(``--out``) and exits 1 when an event was missed or false, a real duplicate (a second event id
+for the same job and state) exists, or the daemon exited unexpectedly during a disk_full
+episode; else 0. Redeliveries of the same event id are counted, not failed: delivery is at
+least once. Timings are printed, never judged.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from benchmarks import soak_faults as sf
 from benchmarks import soak_kills as kills
 from benchmarks.scale_sim import IAM_DOMAIN, IAM_PASSWORD, IAM_USER
 from benchmarks.soak_clock import ClockFile, find_libfaketime, tools_required
+from benchmarks.soak_disk import DiskLane, DiskSpace, print_disk, tmpfs
 from benchmarks.soak_support import (
     FaultyReceiver,
     account,
@@ -88,7 +92,7 @@ def daemon_config(
         "queues": sup.queue_names(sup.SCENARIOS["soak"].queues),
         "poll": {"interval": interval, "mode": "incremental", "failure_retry": 1.0},
         "state": {"path": str(state)},
-        "server": {"enabled": False},
+        "server": {"enabled": True, "listen": "127.0.0.1:0"},
         "delivery": {"backoff": [1.0, 2.0, 4.0, 8.0], "timeout": DELIVERY_TIMEOUT_S},
         "shutdown_timeout": 5.0,
         "rules": {"stuck_starting_after": 0, "stuck_recovering_after": 0, "overdue_factor": 0},
@@ -106,12 +110,14 @@ class Lanes:
         supervisor: kills.Supervisor,
         receiver: FaultyReceiver,
         clock: ClockFile,
+        disk: DiskLane,
     ) -> None:
         self.seconds = seconds
         self.sim = sim
         self.supervisor = supervisor
         self.receiver = receiver
         self.clock = clock
+        self.disk = disk
         self.triggers = {
             "sigkill_listing": kills.listing_trigger(sim, PAGE_SIZE),
             "sigkill_delivery": kills.delivery_trigger(receiver),
@@ -144,6 +150,8 @@ class Lanes:
                 await self._step(fault.params["offset"])
                 await self._hold(fault)
                 await self._step("+0")
+            elif fault.lane == "disk":
+                await self.disk.episode(fault, self.supervisor, self.clock)
             else:
                 await self.receiver.set_mode(fault.kind, fault.params)
                 await self._hold(fault)
@@ -161,7 +169,9 @@ class Lanes:
         await asyncio.sleep(max(0.0, min(fault.seconds, left)))
 
 
-async def soak(args: argparse.Namespace, tmp: Path, lib: str | None) -> dict[str, Any]:
+async def soak(
+    args: argparse.Namespace, tmp: Path, lib: str | None, space: DiskSpace
+) -> dict[str, Any]:
     """Run the simulator, the supervised daemon and the receiver through the schedule."""
     seconds = args.minutes * 60
     schedule = sf.schedule(
@@ -170,9 +180,11 @@ async def soak(args: argparse.Namespace, tmp: Path, lib: str | None) -> dict[str
         request_timeout=REQUEST_TIMEOUT_S,
         page_size=PAGE_SIZE,
         clock_jumps=lib is not None,
+        disk_full=space.available,
     )
     receiver = FaultyReceiver(args.seed)
     clock = ClockFile(tmp / "faketime.offset", lib)
+    disk, state = DiskLane(space), (space.folder if space.available else tmp) / "state.db"
     async with AsyncExitStack() as stack:
         hook = await stack.enter_async_context(receiver.serving())
         sim = await procs.Sim.spawn(
@@ -185,21 +197,21 @@ async def soak(args: argparse.Namespace, tmp: Path, lib: str | None) -> dict[str
         await sim.wait_for(lambda: any("port" in line for line in sim.lines), 120, "port")
         hello = next(line for line in sim.lines if "port" in line)
         endpoint = f"http://127.0.0.1:{hello['port']}"
-        config = daemon_config(args.interval, endpoint, hello["project_id"], hook, tmp / "state.db")
+        config = daemon_config(args.interval, endpoint, hello["project_id"], hook, state)
         (tmp / "monitor.yaml").write_text(yaml.safe_dump(config))
         supervisor = kills.Supervisor(tmp / "monitor.yaml", clock.env())
         await supervisor.start()
         stack.push_async_callback(supervisor.close)
         await supervisor.current.wait_cycles(1, timeout=120)
         await sim.command("go")
-        await Lanes(seconds, sim, supervisor, receiver, clock).run(schedule)
+        await Lanes(seconds, sim, supervisor, receiver, clock, disk).run(schedule)
         await sim.command("pause")
         settle_s = 60 + 10 * args.interval + clock.stall_left()  # a last step back stalls it
         drained = await supervisor.settle(time.time(), timeout=settle_s)
         await receiver.settle(1.0, args.interval + 5)
     if args.logs:
         kills.keep_logs(Path(args.logs), [sim, *supervisor.daemons])
-    return analyse(args, tmp, schedule, supervisor, receiver, clock, drained)
+    return analyse(args, tmp, schedule, supervisor, receiver, clock, disk, drained)
 
 
 def _faults(
@@ -254,6 +266,7 @@ def analyse(
     supervisor: kills.Supervisor,
     receiver: FaultyReceiver,
     clock: ClockFile,
+    disk: DiskLane,
     drained: bool,
 ) -> dict[str, Any]:
     """Match the receipts with the ground truth; count the faults."""
@@ -276,15 +289,19 @@ def analyse(
         daemon_warnings=sum(len(daemon.warnings) for daemon in supervisor.daemons),
         daemon_exit_codes=dict(Counter(str(d.proc.returncode) for d in supervisor.daemons)),
         **_new_fault_figures(per_kill, stats, supervisor, receiver, clock),
+        **disk.summary(receiver.events),
     )
     ok = not (summary["missed"] or summary["false"] or summary["duplicates_real"])
+    ok = ok and not summary["disk_full_crashes"]
     warnings = Counter(NOISE.sub("…", w) for daemon in supervisor.daemons for w in daemon.warnings)
     not_injected = [*sf.NOT_INJECTED, *([] if clock.lib else [sf.CLOCK_JUMP])]
+    not_injected += [] if disk.space.available else [sf.DISK_FULL]
     meta = {
         "minutes": args.minutes, "seed": args.seed, "interval": args.interval,
         "page_size": PAGE_SIZE, "request_timeout_s": REQUEST_TIMEOUT_S,
         "delivery_timeout_s": DELIVERY_TIMEOUT_S, "scenario": asdict(sup.SCENARIOS["soak"]),
         "not_injected": not_injected, "libfaketime": clock.lib, "argv": sys.argv[1:],
+        "disk_skipped": disk.space.reason,
     }  # fmt: skip
     details = {
         "missed": accounting.missed[:30],
@@ -297,11 +314,13 @@ def analyse(
         ][:10],
         "kills": per_kill,
         "clock_jumps": clock.report(supervisor.longest_gap, after=3 * args.interval),
+        "disk_full": disk.report(),
         "receiver_failing_s": round(sum(b - a for a, b in failing), 2),
         "dli_rules_expired": stats.get("faults_expired", {}),
         "schedule": [asdict(fault) for fault in schedule],
     }
     faults = _faults(schedule, stats, supervisor, receiver, clock)
+    faults[sf.DISK_FULL]["injected"] = len(disk.episodes)
     return {"ok": ok, "meta": meta, "summary": summary, "faults": faults, "details": details}
 
 
@@ -329,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     budget = args.minutes * 60 + 600
     try:
-        with tempfile.TemporaryDirectory(prefix="soak-") as name:
-            report = asyncio.run(asyncio.wait_for(soak(args, Path(name), lib), budget))
+        with tempfile.TemporaryDirectory(prefix="soak-") as name, tmpfs(Path(name)) as space:
+            if not space.available:
+                print(f"disk_full lane skipped: {space.reason}", file=sys.stderr)
+            report = asyncio.run(asyncio.wait_for(soak(args, Path(name), lib, space), budget))
     except (procs.RunFailed, TimeoutError) as exc:
         print(f"soak failed: {exc or f'over {budget:.0f} s'}", file=sys.stderr)
         return 2
@@ -338,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; the simulator and the daemon were stopped", file=sys.stderr)
         return 130
     print_summary(report)
+    print_disk(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))

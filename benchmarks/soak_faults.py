@@ -1,6 +1,6 @@
 """The fault soak's faults: the seeded schedule (harness side) and the simulator's side of it.
 
-`schedule` draws, from a seed, four independent lanes of faults over the soak's seconds:
+`schedule` draws, from a seed, five independent lanes of faults over the soak's seconds:
 
 - DLI (armed in the simulator process through its control channel, ``fault {json}``): bursts
   of 5xx answers, 429 with Retry-After, answers held longer than the daemon's request timeout,
@@ -19,10 +19,14 @@
   runs of 4 minutes or more one long outage (``sink_outage_long``, 60-150 s) per started
   10 minutes;
 - clock (`benchmarks.soak_clock`, needs libfaketime): ``clock_jump`` steps the daemon's wall
-  clock (only CLOCK_REALTIME; monotonic time runs on) forward or backward for a while.
+  clock (only CLOCK_REALTIME; monotonic time runs on) forward or backward for a while;
+- disk (`benchmarks.soak_disk`, needs root and a tmpfs mount): ``disk_full`` fills the state
+  file's filesystem, the first at 20-40 s, then one every 90-150 s while `DISK_ROOM_S` of the
+  phase is left (so every run of 80 s or more has one), each held 5-20 s once the daemon
+  noticed. Its own lane and random stream, so the other lanes keep their seeded schedules; it
+  does not overlap a signal: the episode holds the process lane's lock (`soak_disk`).
 
 Each lane first uses every one of its kinds once, in a seeded order, then draws at random.
-Disk-full faults are not part of the soak.
 
 `SimFaults` lives in the simulator process: it arms the DLI faults on the world and counts
 what really fired (a rule armed while the daemon is down or stalled may never fire: answer
@@ -48,31 +52,36 @@ PROCESS_KINDS = ("sigterm", "sigkill", *KILL_KINDS)
 SINK_KINDS = ("sink_down", "sink_refuse", "sink_500", "sink_429", "sink_slow")
 LONG_OUTAGE = "sink_outage_long"
 CLOCK_JUMP = "clock_jump"
-ALL_KINDS = (*DLI_KINDS, *PROCESS_KINDS, *SINK_KINDS, LONG_OUTAGE, CLOCK_JUMP)
+DISK_FULL = "disk_full"
+ALL_KINDS = (*DLI_KINDS, *PROCESS_KINDS, *SINK_KINDS, LONG_OUTAGE, CLOCK_JUMP, DISK_FULL)
 LANES = {
     **dict.fromkeys(DLI_KINDS, "dli"),
     **dict.fromkeys(PROCESS_KINDS, "process"),
     **dict.fromkeys((*SINK_KINDS, LONG_OUTAGE), "sink"),
     CLOCK_JUMP: "clock",
+    DISK_FULL: "disk",
 }
 UNITS = {
     **dict.fromkeys(DLI_KINDS, "answers"),
     **dict.fromkeys(PROCESS_KINDS, "signals"),
     **dict.fromkeys((*SINK_KINDS, LONG_OUTAGE), "episodes"),
     CLOCK_JUMP: "jumps",
+    DISK_FULL: "episodes",
 }
 """What "injected" counts: DLI answers (or inserts) really affected (for ``revoke_tokens``:
 requests refused for a revoked token), signals sent to a live daemon (a targeted SIGKILL only
 when its moment came), receiver episodes (an outage is injected whether or not a delivery meets
-it), clock steps written."""
-NOT_INJECTED = ("disk_full",)
-"""Fault kinds this soak leaves out on purpose."""
+it), clock steps written, disk fills done (whether or not the daemon then failed a commit)."""
+NOT_INJECTED: tuple[str, ...] = ()
+"""Fault kinds this soak leaves out on purpose (beyond lanes whose tools are missing)."""
 REVOKE_SPACING_S = 70.0
 """Least time between two revocations (the daemon's `auth.REAUTH_INTERVAL` is 60 s)."""
 LONG_OUTAGE_FROM_S = 240.0
 """Runs shorter than this get no long receiver outage."""
 LONG_OUTAGE_EVERY_S = 600.0
 """At most one long outage per this many seconds of soak."""
+DISK_ROOM_S = 40.0
+"""A disk_full episode starts only with this much of the fault phase left."""
 RULE_TTL_INTERVALS = 5
 """An armed DLI answer rule not used up within this many poll intervals is disarmed: a DLI
 fault is a moment, not a debt that a stalled or restarting daemon pays off later in one go."""
@@ -88,7 +97,7 @@ MALFORMED_BODIES = (
 
 @dataclass(frozen=True)
 class Fault:
-    """One scheduled fault: `at` seconds after the soak began, lasting `seconds` (sink faults)."""
+    """One scheduled fault: `at` seconds after the soak began, lasting `seconds` if it lasts."""
 
     at: float
     kind: str
@@ -97,7 +106,7 @@ class Fault:
 
     @property
     def lane(self) -> str:
-        """The lane it runs in: dli, process, sink or clock."""
+        """The lane it runs in: dli, process, sink, clock or disk."""
         return LANES[self.kind]
 
 
@@ -176,6 +185,15 @@ def _clock_jumps(rng: random.Random, seconds: float) -> list[Fault]:
     return faults
 
 
+def _disk_full(rng: random.Random, seconds: float) -> list[Fault]:
+    """Disk-full episodes: the first at 20-40 s, then every 90-150 s; each held 5-20 s."""
+    faults, at = [], rng.uniform(20, 40)
+    while at + DISK_ROOM_S <= seconds:
+        faults.append(Fault(round(at, 2), DISK_FULL, {}, round(rng.uniform(5, 20), 2)))
+        at += rng.uniform(90, 150)
+    return faults
+
+
 def schedule(
     seed: int,
     seconds: float,
@@ -183,10 +201,12 @@ def schedule(
     request_timeout: float,
     page_size: int,
     clock_jumps: bool = True,
+    disk_full: bool = True,
 ) -> list[Fault]:
     """The faults of a soak of `seconds`, ordered by time; the same seed gives the same list.
 
-    `clock_jumps` False leaves the clock lane empty (no libfaketime).
+    `clock_jumps` False leaves the clock lane empty (no libfaketime), `disk_full` False the
+    disk lane (no tmpfs).
     """
     rng = random.Random(f"soak-faults-{seed}")
     faults: list[Fault] = []
@@ -216,6 +236,8 @@ def schedule(
         faults.append(Fault(round(at, 2), kind, params, round(length, 2)))
         at, kind = at + length + rng.uniform(3, 8), None
     faults += jumps
+    if disk_full:
+        faults += _disk_full(random.Random(f"soak-disk-{seed}"), seconds)
     return sorted(faults, key=lambda fault: fault.at)
 
 

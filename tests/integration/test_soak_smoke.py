@@ -4,9 +4,11 @@ Runs `python -m benchmarks.soak` as a subprocess (simulator process with IAM tok
 daemon killed and restarted, faulty webhook receiver, all on loopback) and reads its JSON. The
 seed's schedule has every fault kind but the long receiver outage (runs under 4 minutes have
 none): SIGKILL at random and mid-listing, mid-delivery and between commit and delivery,
-SIGTERM, DLI 5xx bursts, dropped connections, revoked tokens, receiver outages, and wall-clock
+SIGTERM, DLI 5xx bursts, dropped connections, revoked tokens, receiver outages, wall-clock
 jumps both ways when libfaketime is installed (Debian package `faketime`; with
-``REQUIRE_TOOLS=1`` it must be). It asserts correctness only, never timings.
+``REQUIRE_TOOLS=1`` it must be), and a full disk under the state file when it runs as root
+with a tmpfs (else the disk test is skipped, saying why). It asserts correctness only, never
+timings. The soak runs once per module; both tests read its report.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,13 +34,12 @@ MUST_HAVE = (
 )  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_soak_smoke_loses_doubles_and_invents_nothing(tmp_path: Path) -> None:
-    faketime = find_libfaketime() is not None
-    if not faketime and os.environ.get("REQUIRE_TOOLS") == "1":
+@pytest.fixture(scope="module")
+def soak_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, int]:
+    """The seeded soak's report, its output, and its exit code."""
+    if find_libfaketime() is None and os.environ.get("REQUIRE_TOOLS") == "1":
         pytest.fail("libfaketime is required (REQUIRE_TOOLS=1): apt-get install faketime")
-    out = tmp_path / "soak.json"
+    out = tmp_path_factory.mktemp("soak") / "soak.json"
     command = [
         sys.executable, "-m", "benchmarks.soak", "--minutes", str(MINUTES),
         "--seed", str(SEED), "--out", str(out),
@@ -45,8 +47,18 @@ def test_soak_smoke_loses_doubles_and_invents_nothing(tmp_path: Path) -> None:
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=840, check=False
     )
-    assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads(out.read_text())
+    output = done.stdout[-3000:] + done.stderr[-3000:]
+    assert out.exists(), output
+    return json.loads(out.read_text()), output, done.returncode
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_soak_smoke_loses_doubles_and_invents_nothing(
+    soak_run: tuple[dict[str, Any], str, int],
+) -> None:
+    report, output, returncode = soak_run
+    faketime = report["meta"]["libfaketime"] is not None
     summary, faults = report["summary"], report["faults"]
     context = (summary, report["details"]["missed"][:5], report["details"]["false"][:5])
     assert summary["expected"] > 0, context
@@ -65,7 +77,27 @@ def test_soak_smoke_loses_doubles_and_invents_nothing(tmp_path: Path) -> None:
         assert "clock_jump" in report["meta"]["not_injected"]
     assert summary["daemon_reauth_retries"] >= 1, summary  # a 401, one new token, a retry
     assert summary["restarts"] >= 5
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert summary["disk_full_crashes"] == 0, report["details"]["disk_full"]
+    assert returncode == 0, output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_soak_smoke_fills_the_disk_and_the_daemon_says_so(
+    soak_run: tuple[dict[str, Any], str, int],
+) -> None:
+    report, _, _ = soak_run
+    summary, meta = report["summary"], report["meta"]
+    if meta["disk_skipped"]:
+        assert "disk_full" in meta["not_injected"]
+        pytest.skip(f"disk_full not injected: {meta['disk_skipped']}")
+    episodes = report["details"]["disk_full"]
+    assert report["faults"]["disk_full"]["injected"] >= 1, report["faults"]["disk_full"]
+    assert summary["disk_full_seen"] >= 1, episodes  # its commit really met ENOSPC
+    assert summary["disk_full_recovered"] == summary["disk_full_seen"], episodes
+    assert summary["healthz_failed_during_disk_full"] >= 1, episodes
+    assert summary["disk_full_metric_counted"] >= 1, episodes
+    assert summary["disk_full_crashes"] == 0, episodes
 
 
 @pytest.mark.parametrize("seed", [1, 3, 7])
@@ -92,3 +124,15 @@ def test_the_schedule_keeps_its_spacing_rules(seed: int) -> None:
         for f in sf.schedule(seed, 180, request_timeout=2.0, page_size=20, clock_jumps=False)
         if f.kind == sf.CLOCK_JUMP
     ]
+    for minutes in (1.4, 2, 3, 10):
+        fills = kinds(minutes, sf.DISK_FULL)
+        assert 1 <= len(fills) <= minutes * 60 // 90 + 1, fills
+        assert all(5 <= fault.seconds <= 20 for fault in fills)
+        assert all(fault.at + sf.DISK_ROOM_S <= minutes * 60 for fault in fills)
+    without = sf.schedule(seed, 180, request_timeout=2.0, page_size=20, disk_full=False)
+    assert not [f for f in without if f.kind == sf.DISK_FULL]
+    assert without == [
+        f
+        for f in sf.schedule(seed, 180, request_timeout=2.0, page_size=20)
+        if f.kind != sf.DISK_FULL
+    ]  # the other lanes keep their schedules
