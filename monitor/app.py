@@ -152,6 +152,7 @@ class Monitor:
             on_failure=self.activity.failures(self.metrics.delivery.observe_failure),
             budgets=build_budgets(settings, self.clock),
             may_send=leadership.send_gate,
+            on_write_failure=self._delivery_write_failed,
         )
         leadership.attach(self.dispatcher.forget)
         router = Router.from_settings(
@@ -265,6 +266,11 @@ class Monitor:
         await self._prune()
         self.metrics.set_outbox(await self.store.outbox_summary())
         return report
+
+    def _delivery_write_failed(self, error: str) -> None:
+        """The outbox could not be written: count it and fail /healthz like a commit would."""
+        self.metrics.poll.observe_write_failure()
+        self.health.record_write(error=error)
 
     async def _prune(self) -> None:
         """Forget settled notifications older than `RETENTION_S`, at most once an hour."""

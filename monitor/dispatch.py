@@ -44,7 +44,7 @@ from monitor.dispatch_policy import (
 from monitor.models import Clock, Notification, utc_now
 from monitor.ratelimit import UNLIMITED, RateBudget
 from monitor.sinks.base import Sink, SinkError
-from monitor.store import Delivery, Store, StoreFencedOff
+from monitor.store import Delivery, Store, StoreFencedOff, StoreWriteError
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +75,17 @@ class Dispatcher:
         rng: random.Random | None = None,
         on_failure: DeliveryObserver | None = None,
         may_send: Callable[[], bool] | None = None,
+        on_write_failure: Callable[[str], None] | None = None,
     ) -> None:
         """`rng` draws the jitter of retry waits (seed it in tests); `on_failure` is told
         (sink, failure kind) for every failed attempt; `may_send` is asked right before every
-        send (a replica that lost the leader lease stops with `StoreFencedOff`)."""
+        send (a replica that lost the leader lease stops with `StoreFencedOff`);
+        `on_write_failure` is told every time the state file refuses a write."""
         self._on_failure = on_failure
+        self._on_write_failure = on_write_failure
+        self._unrecorded: dict[str, set[str]] = {}
+        """Event ids per sink that were delivered but whose mark the state file refused."""
+        self._write_error: str | None = None
         self._may_send = may_send
         self._store = store
         self._random = rng or random.Random()
@@ -142,9 +148,45 @@ class Dispatcher:
         The first one feeds the rate budgets the send times stored before a restart.
         """
         async with self._lock:
-            if not self._restored:
-                await self._restore_budgets()
-            return await self._drain(deadline)
+            try:
+                if not self._restored:
+                    await self._restore_budgets()
+                await self._record_unrecorded()
+                report = await self._drain(deadline)
+            except StoreFencedOff:
+                raise  # not a full disk: this replica no longer leads
+            except StoreWriteError as exc:
+                self._cannot_write(exc)
+                return DeliveryReport(0, 0, 0)
+            if self._write_error is not None:
+                self._write_error = None
+                log.info("state file writable again; deliveries are recorded and sent again")
+            return report
+
+    @property
+    def write_error(self) -> str | None:
+        """Why the state file refused the last drain's writes (None when they worked)."""
+        return self._write_error
+
+    async def _record_unrecorded(self) -> None:
+        """Record the deliveries whose marks the state file refused earlier (before any send:
+        a drain that cannot record them sends nothing, so none of them is sent twice)."""
+        for name in list(self._unrecorded):
+            ids = sorted(self._unrecorded[name])
+            await self._store.mark_delivered_many(ids, name, self._clock())
+            del self._unrecorded[name]
+
+    def _cannot_write(self, exc: StoreWriteError) -> None:
+        """The state file refused a write: stop this drain, say so once, tell the caller."""
+        if self._on_write_failure is not None:
+            self._on_write_failure(str(exc))
+        if self._write_error is None:
+            log.error(
+                "cannot record deliveries in the state file; sending waits until it can",
+                error=str(exc),
+                delivered_unrecorded=sum(len(ids) for ids in self._unrecorded.values()),
+            )
+        self._write_error = str(exc)
 
     async def _drain(self, deadline: float | None) -> DeliveryReport:
         loop = asyncio.get_running_loop()
@@ -261,7 +303,11 @@ class Dispatcher:
         error = await attempt_send(sink, notification)
         if error is None:
             delivered = [r.event.event_id for r in rows]
-            await self._store.mark_delivered_many(delivered, name, self._clock(), digest=digest)
+            try:
+                await self._store.mark_delivered_many(delivered, name, self._clock(), digest=digest)
+            except StoreWriteError:  # sent but not recorded: remember it, never send it again
+                self._unrecorded.setdefault(name, set()).update(delivered)
+                raise
             await self._bring_forward(name)
             for _ in rows:
                 self._settle(state.tally, name, "delivered")

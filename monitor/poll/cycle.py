@@ -104,6 +104,7 @@ class Cycle:
         )
         self._failing: set[str] = set()
         self._write_failure = False
+        self._cycle_write_failed = False
         self._fenced: StoreFencedOff | None = None
         """A commit refused because this replica no longer leads: the cycle ends with it."""
         self._cycle_id = ""
@@ -137,6 +138,7 @@ class Cycle:
         now = self._clock()
         project = self._project
         self._cycle_id = uuid.uuid4().hex[:12]
+        self._cycle_write_failed = False
         with structlog.contextvars.bound_contextvars(
             cycle_id=self._cycle_id, project=project.name, region=project.region
         ):
@@ -159,6 +161,7 @@ class Cycle:
             delivery = await self._dispatcher.drain(
                 deadline=loop.time() + self._options.delivery_budget_s
             )
+            self._write_ok()
             outbox = await self._store.outbox_summary()
             self._metrics.set_outbox(outbox)
             report = CycleReport(
@@ -259,10 +262,6 @@ class Cycle:
         except Exception as exc:
             log.exception("commit failed unexpectedly")
             return self._failed(target, started, exc)
-        if self._write_failure:
-            self._write_failure = False
-            self._health.record_write(error=None)
-            log.info("state file writable again; snapshots advance again")
         elapsed = time.monotonic() - started
         self._metrics.observe_poll(target, elapsed, ok=True, now=now, project=self._project)
         if target in self._failing:
@@ -270,8 +269,19 @@ class Cycle:
             log.info("target recovered", target=target)
         return result
 
+    def _write_ok(self) -> None:
+        """After a cycle in which every write worked: the state file is writable again (one
+        small commit that fits is not enough to say so while others still fail)."""
+        if self._dispatcher.write_error is not None:
+            self._cycle_write_failed = True
+        if self._write_failure and not self._cycle_write_failed:
+            self._write_failure = False
+            self._health.record_write(error=None)
+            log.info("state file writable again; snapshots advance again")
+
     def _write_failed(self, exc: StoreWriteError) -> None:
         """Say loudly, once per streak, that nothing can be committed; /healthz fails too."""
+        self._cycle_write_failed = True
         self._metrics.poll.observe_write_failure()
         self._health.record_write(error=str(exc))
         if not self._write_failure:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -14,7 +15,7 @@ from monitor.dispatch import DeliveryPolicy, Dispatcher
 from monitor.models import Event, EventKind, Job, JobState, Notification, event_id_for
 from monitor.ratelimit import RateBudget, Window
 from monitor.sinks import Sink, WebhookSink
-from monitor.store import Store, open_store
+from monitor.store import Store, StoreWriteError, open_store
 from tests.fakes.receiver import Receiver, Reply
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
@@ -161,6 +162,51 @@ async def test_after_a_wall_clock_step_back_rows_waiting_out_a_backoff_are_due_a
     assert await d.after_clock_step() == 1
     assert (await d.drain()).delivered == 1
     assert await store.outcome(event.event_id, "hook") == ("delivered", 2, "")
+
+
+class FullDisk:
+    """The store, except that recording a delivery fails as on a full disk while `full`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.full = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def mark_delivered_many(self, *args: Any, **kwargs: Any) -> None:
+        if self.full:
+            raise StoreWriteError("state file: database or disk is full")
+        await self._store.mark_delivered_many(*args, **kwargs)
+
+
+async def test_a_delivery_the_full_disk_would_not_record_is_never_sent_again(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    event = make_event(1)
+    await enqueue(store, clock, [event], ("hook",))
+    disk = FullDisk(store)
+    told: list[str] = []
+    d = Dispatcher(
+        cast(Store, disk),
+        {"hook": webhook("hook", hook, session)},
+        policy=POLICY,
+        clock=clock,
+        on_write_failure=told.append,
+    )
+    with capture_logs() as logs:
+        assert (await d.drain()).delivered == 0  # sent, but the mark was refused
+        clock.advance(60)
+        await d.drain()  # still full: the unrecorded delivery is not sent again
+    assert hook.event_ids() == [event.event_id]
+    assert d.write_error is not None and len(told) == 2
+    errors = [e["event"] for e in logs if e["log_level"] == "error"]
+    assert errors == ["cannot record deliveries in the state file; sending waits until it can"]
+    disk.full = False  # space returns
+    await d.drain()
+    assert hook.event_ids() == [event.event_id]  # recorded now, still sent once
+    assert d.write_error is None
+    assert (await store.outcome(event.event_id, "hook"))[0] == "delivered"
 
 
 async def test_when_a_sink_recovers_the_rows_waiting_out_a_backoff_go_at_once(
