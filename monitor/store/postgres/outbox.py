@@ -21,7 +21,7 @@ from typing import Any
 
 from monitor.codec import event_from_dict, event_to_dict
 from monitor.models import Event, Notification
-from monitor.models_explain import RETRY
+from monitor.store.marks import OutboxMarks
 from monitor.store.postgres.connection import PostgresBase, aware, optional_aware, rowcount
 from monitor.store.postgres.trail import (
     FINISH_AND_RECORD,
@@ -33,8 +33,6 @@ from monitor.store.postgres.trail import (
     write_decisions,
 )
 from monitor.store.types import (
-    DELIVERED,
-    FAILED,
     Delivery,
     Mark,
     Routing,
@@ -43,7 +41,7 @@ from monitor.store.types import (
 )
 
 
-class PostgresOutbox(PostgresBase):
+class PostgresOutbox(OutboxMarks, PostgresBase):
     """Events and the outbox over the shared pool."""
 
     async def due(
@@ -95,77 +93,6 @@ class PostgresOutbox(PostgresBase):
         )
         at: datetime | None = row["at"]
         return at
-
-    async def mark_delivered(self, event_id: str, sink: str, now: datetime) -> None:
-        """Record a successful send (attempts += 1); a row no longer pending is left alone."""
-        await self._finish([event_id], sink, Mark(DELIVERED, now), check=True)
-
-    async def mark_retry(
-        self,
-        event_id: str,
-        sink: str,
-        *,
-        next_attempt_at: datetime,
-        reason: str,
-        now: datetime | None = None,
-        kind: str = "",
-    ) -> None:
-        """Record a failed attempt to be repeated at `next_attempt_at` (attempts += 1)."""
-        mark = Mark(RETRY, now, reason, kind)
-        await self._retry([(event_id, next_attempt_at)], sink, mark, check=True)
-
-    async def mark_failed(
-        self,
-        event_id: str,
-        sink: str,
-        *,
-        reason: str,
-        now: datetime,
-        attempted: bool = True,
-        kind: str = "",
-        digest: Notification | None = None,
-    ) -> None:
-        """Give up on a row for good; `attempted=False` when no send was made (sink removed)."""
-        mark = Mark(FAILED, now, reason, kind)
-        await self._finish([event_id], sink, mark, attempted=attempted, check=True, digest=digest)
-
-    async def mark_delivered_many(
-        self,
-        event_ids: Sequence[str],
-        sink: str,
-        now: datetime,
-        *,
-        digest: Notification | None = None,
-    ) -> None:
-        """`mark_delivered` for every row of one message (`digest`: a digest), in one
-        transaction."""
-        await self._finish(event_ids, sink, Mark(DELIVERED, now), digest=digest)
-
-    async def mark_failed_many(
-        self,
-        event_ids: Sequence[str],
-        sink: str,
-        *,
-        reason: str,
-        now: datetime,
-        kind: str = "",
-        digest: Notification | None = None,
-    ) -> None:
-        """`mark_failed` for every row of one message, in one transaction."""
-        await self._finish(event_ids, sink, Mark(FAILED, now, reason, kind), digest=digest)
-
-    async def mark_retry_many(
-        self,
-        retries: Sequence[tuple[str, datetime]],
-        sink: str,
-        *,
-        reason: str,
-        now: datetime | None = None,
-        kind: str = "",
-        digest: Notification | None = None,
-    ) -> None:
-        """`mark_retry` for (event_id, next_attempt_at) pairs of one sink, in one transaction."""
-        await self._retry(retries, sink, Mark(RETRY, now, reason, kind), digest=digest)
 
     async def defer(
         self, sink: str, until: datetime, *, now: datetime | None = None, reason: str = ""

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from monitor.codec import event_from_dict, event_to_dict
 from monitor.models import Event, Notification
-from monitor.models_explain import RETRY
+from monitor.store.marks import OutboxMarks
 from monitor.store.sqlite.connection import SqliteBase, stamp, unstamp
 from monitor.store.sqlite.trail import (
     digest_id,
@@ -25,8 +25,6 @@ from monitor.store.sqlite.trail import (
     write_decision,
 )
 from monitor.store.types import (
-    DELIVERED,
-    FAILED,
     Delivery,
     Mark,
     Routing,
@@ -40,7 +38,7 @@ _RETRY = (
 )
 
 
-class SqliteOutbox(SqliteBase):
+class SqliteOutbox(OutboxMarks, SqliteBase):
     """Events and the outbox over the shared connection."""
 
     async def due(
@@ -85,76 +83,6 @@ class SqliteOutbox(SqliteBase):
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
         ).fetchone()
         return None if row[0] is None else unstamp(row[0])
-
-    async def mark_delivered(self, event_id: str, sink: str, now: datetime) -> None:
-        """Record a successful send (attempts += 1); a row no longer pending is left alone."""
-        self._finish([event_id], sink, Mark(DELIVERED, now), check=True)
-
-    async def mark_retry(
-        self,
-        event_id: str,
-        sink: str,
-        *,
-        next_attempt_at: datetime,
-        reason: str,
-        now: datetime | None = None,
-        kind: str = "",
-    ) -> None:
-        """Record a failed attempt to be repeated at `next_attempt_at` (attempts += 1)."""
-        self._retry([(event_id, next_attempt_at)], sink, Mark(RETRY, now, reason, kind), check=True)
-
-    async def mark_failed(
-        self,
-        event_id: str,
-        sink: str,
-        *,
-        reason: str,
-        now: datetime,
-        attempted: bool = True,
-        kind: str = "",
-        digest: Notification | None = None,
-    ) -> None:
-        """Give up on a row for good; `attempted=False` when no send was made (sink removed)."""
-        mark = Mark(FAILED, now, reason, kind)
-        self._finish([event_id], sink, mark, attempted=attempted, check=True, digest=digest)
-
-    async def mark_delivered_many(
-        self,
-        event_ids: Sequence[str],
-        sink: str,
-        now: datetime,
-        *,
-        digest: Notification | None = None,
-    ) -> None:
-        """`mark_delivered` for every row of one message (a digest: `digest`), in one
-        transaction."""
-        self._finish(event_ids, sink, Mark(DELIVERED, now), digest=digest)
-
-    async def mark_failed_many(
-        self,
-        event_ids: Sequence[str],
-        sink: str,
-        *,
-        reason: str,
-        now: datetime,
-        kind: str = "",
-        digest: Notification | None = None,
-    ) -> None:
-        """`mark_failed` for every row of one message, in one transaction."""
-        self._finish(event_ids, sink, Mark(FAILED, now, reason, kind), digest=digest)
-
-    async def mark_retry_many(
-        self,
-        retries: Sequence[tuple[str, datetime]],
-        sink: str,
-        *,
-        reason: str,
-        now: datetime | None = None,
-        kind: str = "",
-        digest: Notification | None = None,
-    ) -> None:
-        """`mark_retry` for (event_id, next_attempt_at) pairs of one sink, in one transaction."""
-        self._retry(retries, sink, Mark(RETRY, now, reason, kind), digest=digest)
 
     async def defer(
         self, sink: str, until: datetime, *, now: datetime | None = None, reason: str = ""
@@ -225,7 +153,7 @@ class SqliteOutbox(SqliteBase):
             prune_trail(db, older_than)
             return cursor.rowcount
 
-    def _retry(
+    async def _retry(
         self,
         retries: Sequence[tuple[str, datetime]],
         sink: str,
@@ -245,7 +173,7 @@ class SqliteOutbox(SqliteBase):
                 if cursor.rowcount == 1:
                     record_attempt(db, event_id, sink, mark, next_attempt_at=at)
 
-    def _finish(
+    async def _finish(
         self,
         event_ids: Sequence[str],
         sink: str,
