@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from monitor.explain import Explanation, RunStory, explain, to_json
 from monitor.explain_rules import utc_text
 from monitor.models import JobState
 from monitor.store import StoreWriteError, open_reader, open_store
+from tests.cli_support import run_cli as run_subprocess_cli
 from tests.conftest import Harness
 from tests.fakes.receiver import Reply
 
@@ -75,16 +73,8 @@ async def fail_once(harness: Harness, name: str = "nightly_etl", **config: Any) 
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "DLI_MONITOR_CONFIG"}
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor", "explain", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
+    """`dli-monitor explain ARGS` in a subprocess."""
+    return run_subprocess_cli("explain", *args)
 
 
 # -- one outcome each -----------------------------------------------------------------------------

@@ -10,32 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
 import yaml
 
 from monitor.store import SCHEMA_VERSION, SqliteStore, open_store
+from tests.cli_support import run_cli
 from tests.conftest import PROJECT
 from tests.data import make_state_fixtures as v1
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "DLI_MONITOR_CONFIG"}
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 def write_config(tmp_path: Path, state: Path) -> Path:

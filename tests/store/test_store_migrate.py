@@ -11,11 +11,8 @@ A database that already holds state is refused and left as it was.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +26,7 @@ from monitor.store.migrate import MigrationError, migrate_sqlite_to_postgres
 from monitor.store.postgres import PostgresStore
 from monitor.store.postgres.bulk import TargetNotEmpty
 from monitor.store.postgres.schema import STORE_TABLES
+from tests.cli_support import run_cli
 from tests.data import make_state_fixtures as v1
 from tests.store.support import T0, commit, event, job
 
@@ -230,19 +228,6 @@ async def test_a_file_of_an_older_release_is_upgraded_then_copied(
         assert state is not None and set(state.jobs) == {j.id for j in v1.JOBS}
     finally:
         await store.close()
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "DLI_MONITOR_CONFIG"}
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 async def test_the_command_prints_the_counts_and_refuses_a_second_run(

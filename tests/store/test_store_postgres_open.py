@@ -8,9 +8,6 @@ for both backends by the other `test_store_*.py` files.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ import yaml
 from monitor.config import ConfigError, parse_settings
 from monitor.store import StoreError, StoreWriteError, open_store
 from monitor.store.postgres import SCHEMA_VERSION, PostgresStore
+from tests.cli_support import run_cli
 from tests.conftest import PROJECT
 from tests.pg_server import free_port
 from tests.store.support import T0, commit, event
@@ -165,19 +163,6 @@ def test_a_url_of_another_scheme_and_a_password_without_a_url_are_refused(
     assert problems({"password_file": "pw"}, base_dir=tmp_path) == [
         "state.password_file: a PostgreSQL password needs state.url (the SQLite file has none)"
     ]
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "DLI_MONITOR_CONFIG"}
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 async def test_the_silence_commands_use_the_configured_database(
