@@ -6,7 +6,7 @@ sending it: the built-in sample (`sample`), a sample digest (`sample-digest`), o
 from a JSON file. `send_test_messages` sends one clearly marked test message to each (or one)
 sink and reports each outcome with the vendor's error text. Samples and test messages belong to
 the first configured DLI project. Samples use a fixed clock, so their rendering is
-reproducible (the README's samples are checked against it).
+reproducible (the sample messages in docs/sinks.md are checked against it).
 
 What does not live here: argument parsing and exit codes (`monitor.cli`).
 """

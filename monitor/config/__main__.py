@@ -1,9 +1,9 @@
-"""`python -m monitor.config`: print the config reference table, or refresh it in the README.
+"""`python -m monitor.config`: print the config reference table, or refresh it in the docs.
 
 Without arguments the Markdown table from `reference_table` goes to standard output. With
-`--update-readme PATH` the part of that file between the `config-reference` start and end
-markers is replaced by the table, so the README never drifts from the field descriptions
-(`tests/unit/test_readme.py` fails when it does).
+`--update-docs PATH` (docs/configuration.md) the part of that file between the
+`config-reference` start and end markers is replaced by the table, so the docs never drift from
+the field descriptions (`tests/docs/test_config_reference.py` fails when they do).
 """
 
 from __future__ import annotations
@@ -29,21 +29,21 @@ def replace_reference(text: str, table: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the reference table, or rewrite it in the file given to `--update-readme`."""
+    """Print the reference table, or rewrite it in the file given to `--update-docs`."""
     parser = argparse.ArgumentParser(
         prog="python -m monitor.config", description="The config file's reference table."
     )
     parser.add_argument(
-        "--update-readme",
+        "--update-docs",
         metavar="PATH",
         type=Path,
         help="rewrite the table between the config-reference markers of this Markdown file",
     )
     args = parser.parse_args(argv)
-    if args.update_readme is None:
+    if args.update_docs is None:
         sys.stdout.write(reference_table())
         return 0
-    path: Path = args.update_readme
+    path: Path = args.update_docs
     try:
         text = path.read_text(encoding="utf-8")
         updated = replace_reference(text, reference_table())

@@ -2,7 +2,8 @@
 
 `render_effective` shows loaded settings as YAML with defaults filled in and secrets masked;
 `secret_values` lists every secret so logs can scrub them; `reference_table` documents every
-key (path, type, default, description) from the models' field descriptions, for the README.
+key (path, type, default, description) from the models' field descriptions, for
+docs/configuration.md.
 
 What does not live here: loading and validating (`monitor.config.load`).
 """

@@ -1,8 +1,8 @@
 """The pydantic models of the configuration file, from `Settings` (the whole file) down.
 
 Every model is frozen and forbids unknown keys, and every field has a description: those
-descriptions are the README's reference table. Cross-field rules (unique sink names, a valid
-`listen` address) live here as validators.
+descriptions are the reference table in docs/configuration.md. Cross-field rules (unique sink
+names, a valid `listen` address) live here as validators.
 
 What does not live here: reading the file, `${ENV}` and `*_file` resolution
 (`monitor.config.load`), and showing or documenting settings (`monitor.config.docs`).

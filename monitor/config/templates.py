@@ -23,7 +23,7 @@ from monitor.config.fields import Kind
 TEMPLATE_NAMES = frozenset(
     {"event", "job", "project", "region", "console_url", "digest", "severity", "default_title"}
 )
-"""The top-level names a template may use (see the README's "Message templates")."""
+"""The top-level names a template may use (see docs/sinks.md, "Message templates")."""
 MAX_TEMPLATE_CHARS = 4000
 
 

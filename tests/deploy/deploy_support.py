@@ -30,7 +30,6 @@ from tests.conftest import require_tool
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "base"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
-README = ROOT / "README.md"
 # Kustomize overlays of the base, beside it (kustomize refuses a base folder that contains its
 # own overlays: "cycle detected").
 OVERLAYS = ROOT / "deploy" / "overlays"
@@ -90,25 +89,6 @@ def rule_groups() -> dict[str, Any]:
 def alerts() -> list[dict[str, Any]]:
     """Every alerting rule of the PrometheusRule."""
     return [rule for group in rule_groups()["groups"] for rule in group["rules"] if "alert" in rule]
-
-
-def github_anchor(heading: str) -> str:
-    """The anchor GitHub gives a Markdown heading (lower case, punctuation dropped, - for space)."""
-    text = heading.strip().lower()
-    text = re.sub(r"[^\w\- ]", "", text)
-    return text.replace(" ", "-")
-
-
-def readme_anchors() -> set[str]:
-    """Anchors of every heading in the README (lines inside fenced code blocks are not headings)."""
-    anchors: set[str] = set()
-    fenced = False
-    for line in README.read_text(encoding="utf-8").splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        elif not fenced and (match := re.match(r"#{1,6} (.+)$", line)):
-            anchors.add(github_anchor(match.group(1)))
-    return anchors
 
 
 METRIC_NAME = re.compile(r"\b(?:dli|up)(?:_[a-z0-9]+)*\b")

@@ -293,6 +293,7 @@ REFUSED_BY_SCHEMA = [
     (_values("persistance.enabled=false"), "Additional property persistance is not allowed"),
     (_values("logFormat=text"), "logFormat: logFormat must be one of"),
     (_values("sharding.shards=0"), "sharding.shards: Must be greater than or equal to 1"),
+    (_values("prometheusRule.runbookBaseUrl=docs"), "runbookBaseUrl: Does not match pattern"),
 ]
 
 
@@ -677,3 +678,19 @@ def test_sharding_without_persistence_gives_each_pod_an_empty_dir() -> None:
     assert "volumeClaimTemplates" not in workload["spec"]
     volumes = {v["name"]: v for v in _pod(docs)["volumes"]}
     assert volumes["state"] == {"name": "state", "emptyDir": {}}
+
+
+def test_runbook_base_url_moves_every_runbook_url_and_nothing_else(default: list[Doc]) -> None:
+    moved = documents(
+        render_helm(*_values("prometheusRule.runbookBaseUrl=https://docs.example.com/dli/"))
+    )
+    (before,) = [d for d in default if d["kind"] == "PrometheusRule"]
+    (after,) = [d for d in moved if d["kind"] == "PrometheusRule"]
+    rules = [r for g in before["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    moved_rules = [r for g in after["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert len(rules) == len(moved_rules) >= 9
+    for rule, moved_rule in zip(rules, moved_rules, strict=True):
+        anchor = rule["annotations"]["runbook_url"].rsplit("/", 1)[1]
+        assert anchor == f"alerts.html#{rule['alert'].lower()}"
+        assert moved_rule["annotations"]["runbook_url"] == f"https://docs.example.com/dli/{anchor}"
+        assert {**moved_rule, "annotations": {}} == {**rule, "annotations": {}}

@@ -1,10 +1,10 @@
-"""`dli-monitor render` and `dli-monitor test-sink` as a user runs them, and the README samples.
+"""`dli-monitor render` and `dli-monitor test-sink` as a user runs them, and the docs' samples.
 
 `render` prints the exact body for every sink type without sending; `test-sink` posts a
 marked test message over real sockets to the webhook receiver and the fake chat vendors and
 reports each sink's outcome with the vendor's own error text (exit 1 when one failed). The
-README's sample messages must equal what `render` prints; refresh them with
-`python -m tests.integration.test_preview_cli --update-readme`.
+sample messages in docs/sinks.md must equal what `render` prints; refresh them with
+`python -m tests.integration.test_preview_cli --update-docs`.
 """
 
 from __future__ import annotations
@@ -238,9 +238,9 @@ async def test_test_sink_fires_and_resolves_a_test_alert_in_alertmanager(tmp_pat
         assert resolved[0]["endsAt"] < fired[0]["endsAt"]
 
 
-# --- README samples ------------------------------------------------------------------------
+# --- the samples in docs/sinks.md -----------------------------------------------------------
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SINKS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "sinks.md"
 SAMPLE_BLOCK = re.compile(
     r"<!-- sink-sample:(?P<key>[a-z-]+):start -->\n(?P<body>.*?)<!-- sink-sample:(?P=key):end -->",
     re.DOTALL,
@@ -261,11 +261,11 @@ README_SINKS: list[dict[str, Any]] = [
         "labels": {"team": "data"},
     },
 ]
-"""One sink of each type, configured as the README's examples (names are the types)."""
+"""One sink of each type, configured as the examples in docs/sinks.md (names are the types)."""
 
 
 async def readme_samples() -> dict[str, str]:
-    """Each README sample block as `render` prints it (the sample event; one digest)."""
+    """Each sample block of docs/sinks.md as `render` prints it (the sample event; one digest)."""
     settings = parse_settings(
         {
             "dli": {
@@ -287,28 +287,28 @@ async def readme_samples() -> dict[str, str]:
     return blocks
 
 
-async def test_the_readme_sample_of_every_sink_is_what_render_prints() -> None:
-    found = {m["key"]: m["body"] for m in SAMPLE_BLOCK.finditer(README.read_text("utf-8"))}
+async def test_the_docs_sample_of_every_sink_is_what_render_prints() -> None:
+    found = {m["key"]: m["body"] for m in SAMPLE_BLOCK.finditer(SINKS_PAGE.read_text("utf-8"))}
     expected = await readme_samples()
-    assert set(found) == set(expected), "README sample markers missing or unknown"
+    assert set(found) == set(expected), "docs/sinks.md sample markers missing or unknown"
     stale = sorted(key for key in expected if found[key] != expected[key])
     assert stale == [], (
-        "README sink samples are stale; run "
-        "`python -m tests.integration.test_preview_cli --update-readme`"
+        "docs/sinks.md samples are stale; run "
+        "`python -m tests.integration.test_preview_cli --update-docs`"
     )
 
 
-def update_readme() -> None:
-    """Rewrite every sample block of the README with what `render` prints now."""
+def update_docs() -> None:
+    """Rewrite every sample block of docs/sinks.md with what `render` prints now."""
     samples = asyncio.run(readme_samples())
-    text = README.read_text("utf-8")
+    text = SINKS_PAGE.read_text("utf-8")
 
     def fill(match: re.Match[str]) -> str:
         key = match["key"]
         return f"<!-- sink-sample:{key}:start -->\n{samples[key]}<!-- sink-sample:{key}:end -->"
 
-    README.write_text(SAMPLE_BLOCK.sub(fill, text), encoding="utf-8")
+    SINKS_PAGE.write_text(SAMPLE_BLOCK.sub(fill, text), encoding="utf-8")
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--update-readme"]:
-    update_readme()
+if __name__ == "__main__" and sys.argv[1:] == ["--update-docs"]:
+    update_docs()

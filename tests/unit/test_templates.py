@@ -221,9 +221,9 @@ def test_every_chat_product_sends_the_templated_title_and_body(product: str) -> 
     assert "application_1700000000000_0042" not in text  # the built-in facts are replaced
 
 
-def test_the_readme_template_example_loads_and_renders() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
-    section = readme.split("### Message templates", 1)[1]
+def test_the_documented_template_example_loads_and_renders() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "sinks.md").read_text("utf-8")
+    section = page.split("## Message templates", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     (sink,) = yaml.safe_load(example)
     config = _config(None)

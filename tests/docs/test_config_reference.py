@@ -1,4 +1,4 @@
-"""The README's config reference: generated from the models, so it cannot drift from them."""
+"""The config reference in docs/configuration.md: generated from the models, so it cannot drift."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from monitor.config import reference_table
 from monitor.config.__main__ import END, START, main
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "configuration.md"
 EXAMPLE = ROOT / "deploy" / "base" / "example-config.yaml"
 
 
@@ -23,16 +23,17 @@ def _section(text: str) -> str:
     return text.split(START, 1)[1].split(END, 1)[0]
 
 
-def test_the_readme_reference_section_is_the_generated_table() -> None:
-    section = _section(README.read_text(encoding="utf-8"))
+def test_the_reference_section_is_the_generated_table() -> None:
+    section = _section(PAGE.read_text(encoding="utf-8"))
     assert section.strip("\n") + "\n" == reference_table(), (
-        "README.md is stale: run `python -m monitor.config --update-readme README.md`"
+        "docs/configuration.md is stale: run "
+        "`python -m monitor.config --update-docs docs/configuration.md`"
     )
 
 
-def test_every_top_level_key_of_the_example_config_is_documented_in_the_readme() -> None:
+def test_every_top_level_key_of_the_example_config_is_documented() -> None:
     example = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    section = _section(README.read_text(encoding="utf-8"))
+    section = _section(PAGE.read_text(encoding="utf-8"))
     assert isinstance(example, dict)
     assert len(example) >= 5
     missing = [key for key in example if f"| `{key}` |" not in section]
@@ -48,28 +49,28 @@ def test_every_row_of_the_reference_table_has_exactly_four_cells() -> None:
         assert len(cells) == 6, row
 
 
-def test_update_readme_rewrites_only_the_marked_section(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Title\n\nintro\n\n{START}\n| stale |\n{END}\n\n## After\n", "utf-8")
+def test_update_docs_rewrites_only_the_marked_section(tmp_path: Path) -> None:
+    page = tmp_path / "configuration.md"
+    page.write_text(f"# Title\n\nintro\n\n{START}\n| stale |\n{END}\n\n## After\n", "utf-8")
 
-    assert main(["--update-readme", str(readme)]) == 0
+    assert main(["--update-docs", str(page)]) == 0
 
-    text = readme.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
     assert text.startswith("# Title\n\nintro\n\n")
     assert text.endswith(f"{END}\n\n## After\n")
     assert "stale" not in text
     assert _section(text).strip("\n") + "\n" == reference_table()
 
 
-def test_update_readme_refuses_a_file_without_markers(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("# Title\n\nno markers here\n", "utf-8")
+def test_update_docs_refuses_a_file_without_markers(tmp_path: Path) -> None:
+    page = tmp_path / "configuration.md"
+    page.write_text("# Title\n\nno markers here\n", "utf-8")
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["--update-readme", str(readme)])
+        main(["--update-docs", str(page)])
 
     assert exit_info.value.code == 2
-    assert readme.read_text(encoding="utf-8") == "# Title\n\nno markers here\n"
+    assert page.read_text(encoding="utf-8") == "# Title\n\nno markers here\n"
 
 
 def test_without_arguments_the_table_is_printed(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,16 +1,18 @@
-"""The README's "Deploying to Kubernetes" section describes what deploy/ really holds."""
+"""docs/deployment.md's "Kustomize" section describes what deploy/base/ really holds."""
 
 from __future__ import annotations
 
 import yaml
 
-from tests.deploy.deploy_support import DEPLOY, README
+from tests.deploy.deploy_support import DEPLOY, ROOT
+
+PAGE = ROOT / "docs" / "deployment.md"
 
 
 def _section() -> str:
-    text = README.read_text(encoding="utf-8")
-    assert text.count("\n## Deploying to Kubernetes\n") == 1
-    return text.split("\n## Deploying to Kubernetes\n", 1)[1].split("\n## ", 1)[0]
+    text = PAGE.read_text(encoding="utf-8")
+    assert text.count("\n## Kustomize\n") == 1
+    return text.split("\n## Kustomize\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_the_deploy_section_names_every_file_in_deploy() -> None:
