@@ -10,7 +10,7 @@ from __future__ import annotations
 
 project = "dli-batch-monitor"
 author = "dli-batch-monitor developers"
-copyright = "2026, dli-batch-monitor developers"  # noqa: A001 (Sphinx's own setting name)
+copyright = "2026, dli-batch-monitor developers"
 
 extensions = ["myst_parser"]
 source_suffix = {".md": "markdown"}

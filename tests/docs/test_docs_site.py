@@ -32,8 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built site (HTML); the build itself fails on any warning."""
     out = tmp_path_factory.mktemp("site")
     build = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html"]
-        + [str(DOCS), str(out)],
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html", DOCS, out],
         capture_output=True,
         text=True,
         timeout=120,
