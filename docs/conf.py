@@ -31,5 +31,7 @@ html_theme_options = {
     "description": "Huawei Cloud DLI batch jobs, watched: alerts exactly once.",
     "fixed_sidebar": True,
     "show_relbars": True,
+    "page_width": "1180px",
+    "sidebar_width": "240px",
 }
 html_copy_source = False
