@@ -1,6 +1,6 @@
 """The README's picture of an alert: the Feishu card our sink would post, drawn and photographed.
 
-The body is the real one: `preview.render_body` builds the README's `feishu` sink (the same
+The body is the real one: `preview.render_body` builds the docs' `feishu` sink (the same
 code the daemon uses) and renders the built-in sample event (`nightly_etl`, `running → dead`,
 3rd failure in a row, with a redacted log tail). `tests.alert_card` draws it as a Feishu chat
 message (our own look-alike, not Feishu's renderer), and Debian's Chromium, driven by
@@ -26,7 +26,7 @@ from monitor import preview
 from monitor.config import parse_settings
 from tests.alert_card import feishu_card_html
 from tests.browser import assert_clean, launch_chromium, open_page
-from tests.integration.test_preview_cli import ENDPOINT, README_SINKS
+from tests.integration.test_preview_cli import DOC_SINKS, ENDPOINT
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "artifacts" / "alert.png"
@@ -36,8 +36,8 @@ CONSOLE_LINK = re.compile(r"\[Open in DLI console\]\((?P<url>[^)\s]+)\)")
 
 
 async def sample_body() -> dict[str, Any]:
-    """What the README's `feishu` sink posts for the sample event (as `render` prints it)."""
-    feishu = [sink for sink in README_SINKS if sink["type"] == "feishu"]
+    """What the docs' `feishu` sink posts for the sample event (as `render` prints it)."""
+    feishu = [sink for sink in DOC_SINKS if sink["type"] == "feishu"]
     settings = parse_settings(
         {
             "dli": {"endpoint": ENDPOINT, "project_id": "p1", "auth": {"type": "none"}},

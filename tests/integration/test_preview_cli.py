@@ -245,7 +245,7 @@ SAMPLE_BLOCK = re.compile(
     r"<!-- sink-sample:(?P<key>[a-z-]+):start -->\n(?P<body>.*?)<!-- sink-sample:(?P=key):end -->",
     re.DOTALL,
 )
-README_SINKS: list[dict[str, Any]] = [
+DOC_SINKS: list[dict[str, Any]] = [
     {"name": "webhook", "type": "webhook", "url": DEAD_URL.format("webhook")},
     {"name": "console", "type": "console"},
     {"name": "dingtalk", "type": "dingtalk", "url": DEAD_URL.format("d"), "keywords": ["DLI"]},
@@ -274,10 +274,10 @@ async def readme_samples() -> dict[str, str]:
                 "auth": {"type": "none"},
             },
             "queues": ["etl"],
-            "sinks": README_SINKS,
+            "sinks": DOC_SINKS,
         }
     )
-    wanted = [(s["name"], s["name"], preview.SAMPLE) for s in README_SINKS]
+    wanted = [(s["name"], s["name"], preview.SAMPLE) for s in DOC_SINKS]
     wanted.append(("dingtalk-digest", "dingtalk", preview.SAMPLE_DIGEST))
     blocks = {}
     for key, sink, event in wanted:

@@ -14,7 +14,7 @@ running past its limit and each sink's health; the job page shows `explain`'s hi
 console errors, page errors or CSP violations, and the CSP header is there; the server's auth
 guards the pages; axe-core finds no serious or critical violation (`AXE_CORE_JS` names
 axe.min.js; `.ci/run` fetches it); at 10,000 jobs the server time and the browser's load time
-stay under `LOAD_BUDGET_S` (the bound the README states). Every run leaves a full-page
+stay under `LOAD_BUDGET_S` (the bound docs/operations.md states). Every run leaves a full-page
 screenshot at `artifacts/status-page.png`; `UPDATE_SCREENSHOT=1` also refreshes the README's
 `docs/images/status-page.png`. Escaping, headers and auth are also checked without a browser.
 """
@@ -49,8 +49,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "artifacts" / "status-page.png"
 README_IMAGE = REPO / "docs" / "images" / "status-page.png"
 LOAD_BUDGET_S = 2.0
-"""The README's promise: at 10,000 jobs the server answers `/`, and the browser loads it, in
-under this (measured far below it; the bound is generous so a busy CI machine passes)."""
+"""The promise of docs/operations.md: at 10,000 jobs the server answers `/`, and the browser loads
+it, in under this (measured far below it; the bound is generous so a busy CI machine passes)."""
 TOKEN = "status-page-token-0123456789"
 HOSTILE = 'slow_<script>alert(1)</script><img src=x onerror="alert(2)"> \u202eevil\x07'
 RULES = {"overdue": [{"job_name": "slow_.*", "max_runtime": "1h"}]}
