@@ -115,3 +115,54 @@ def test_every_metric_the_dashboard_reads_is_exported_by_the_monitor(
 ) -> None:
     used = set().union(*(metric_names(expr) for expr in _exprs(dashboard)))
     assert used - {"up"} <= exported_sample_names(), sorted(used - {"up"} - exported_sample_names())
+
+
+STANDBY_KEEPS = {
+    "dli_batch_jobs": [{"state": "running"}, {"state": "starting"}],
+    "dli_batch_job_state": [{"job_name": "nightly_etl", "state": "dead"}],
+    "dli_monitor_project_up": [{"region": "cn-north-4"}],
+    "dli_monitor_last_successful_poll_timestamp_seconds": [{}],
+    "dli_monitor_effective_poll_interval_seconds": [{}],
+    "dli_monitor_outbox_pending": [{"sink": "ops"}],
+}
+"""Gauges a standby replica keeps exporting as it last saw them (the labels a panel needs)."""
+
+
+def _series(metric: str, labels: dict[str, str], instance: str) -> str:
+    common = {"namespace": "dli", "instance": instance, "project": "p", "queue": "q", **labels}
+    return metric + "{" + ",".join(f'{k}="{v}"' for k, v in common.items()) + "}"
+
+
+def test_a_standbys_stale_gauges_reach_no_panel(dashboard: dict[str, Any], tmp_path: Path) -> None:
+    """A leader (instance a) and a standby (b) whose gauges say otherwise: every panel that reads
+    such a gauge shows, per promtool, exactly what it shows from the leader alone."""
+    inputs = [{"series": 'dli_monitor_leader{namespace="dli",instance="a"}', "values": "1x10"}]
+    inputs.append({"series": 'dli_monitor_leader{namespace="dli",instance="b"}', "values": "0x10"})
+    for metric, label_sets in STANDBY_KEEPS.items():
+        for labels in label_sets:
+            inputs.append({"series": _series(metric, labels, "a"), "values": "1x10"})
+            stale = (
+                "0x10" if metric == "dli_monitor_project_up" else "7x10"
+            )  # a standby polls nothing
+            inputs.append({"series": _series(metric, labels, "b"), "values": stale})
+    reading = [e for e in _exprs(dashboard) if metric_names(e) & set(STANDBY_KEEPS)]
+    assert len(reading) >= 8
+    cases = []
+    for expr in map(_substitute, reading):
+        leader_only = expr.replace('{namespace=~".*"', '{instance="a", namespace=~".*"')
+        assert leader_only != expr
+        same = f"count(({expr}) != ({leader_only})) or vector(0)"
+        cases.append(
+            {"expr": same, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": 0}]}
+        )
+        shown = f"count({expr}) > bool 0"
+        cases.append(
+            {"expr": shown, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": 1}]}
+        )
+    unit = {
+        "rule_files": [],
+        "tests": [{"interval": "1m", "input_series": inputs, "promql_expr_test": cases}],
+    }
+    (tmp_path / "standby_test.yml").write_text(yaml.safe_dump(unit), encoding="utf-8")
+    done = run_tool("promtool", "test", "rules", tmp_path / "standby_test.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
