@@ -10,6 +10,9 @@ deliver what can still be delivered, stop the scheduler, the HTTP server, releas
 lease, close the store, and close the session last. With `state.url` every leader-only job
 (cycles, drains, alert refreshes) runs through `monitor.leadership`: a standby skips them; a
 shard of several keeps its state and lease apart from the others' (`monitor.shard_state`).
+
+What lives next to it: which jobs the scheduler runs (`monitor.daemon_jobs`) and what the HTTP
+server is built from (`monitor.server_wiring`); this module decides when each starts and stops.
 """
 
 from __future__ import annotations
@@ -17,53 +20,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import __version__
-from monitor.config import AlertmanagerSinkSettings, ServerAuthSettings, Settings
+from monitor.config import Settings
+from monitor.daemon_jobs import schedule_jobs
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
-from monitor.explain import explain_view
 from monitor.health import Health
 from monitor.leadership import Leadership
-from monitor.leadership_probes import RoleProbes
 from monitor.metrics import Metrics
 from monitor.models import Clock, CycleReport, utc_now
 from monitor.pipeline import Pipeline, Shared, build_pipeline, owned_targets
 from monitor.poll.cycle import Cycle
 from monitor.poll.listing import ALL_QUEUES
 from monitor.routing import Router
-from monitor.scheduler import ClockWatch, TrackedJob, add_periodic, build_scheduler, drain
-from monitor.server import Credentials, bound_port, make_app, start_server
+from monitor.scheduler import ClockWatch, drain
+from monitor.server import bound_port
+from monitor.server_wiring import start_http_server
 from monitor.shard import Shard
 from monitor.shard_state import state_scope
-from monitor.sinks import AlertmanagerSink
 from monitor.sinks.base import Sink
 from monitor.status_sinks import SinkActivity
-from monitor.status_wiring import build_status_pages
 from monitor.store import Store, open_store
 from monitor.wiring import SessionPool, build_budgets, build_sinks
 
 log = structlog.get_logger(__name__)
 
-DELIVERY_INTERVAL_S = 1.0
-"""How often retries that fell due between cycles are attempted: waits start near one second,
-so a blip of two failed posts costs seconds. A drain with nothing due is one indexed query."""
-
 RETENTION_S = 7 * 86400.0
 """Delivered and failed notifications are kept this long (for receivers' de-duplication
 questions and for `/api/status`), then pruned."""
-
-
-def targets_of(settings: Settings) -> tuple[str, ...]:
-    """Every poll target as the store keys it (`etl`; `<project>/<queue>` for a listed project)."""
-    return tuple(p.key(target) for p in settings.projects for target in p.targets)
 
 
 class Monitor:
@@ -123,45 +113,77 @@ class Monitor:
             pipeline.scheduler = scheduler
 
     async def __aenter__(self) -> Monitor:
-        settings = self.settings
-        timeout = max(1.0, *(p.dli.request_timeout for p in settings.projects))
-        sessions = await self._stack.enter_async_context(SessionPool(timeout_s=timeout * 3))
+        sessions = await self._open_sessions()
+        await self._open_store()
+        self.sinks = build_sinks(
+            self.settings, sessions, self.clock, instance=self.leadership.holder
+        )
+        self.metrics.declare_sinks(self.sinks)
+        self.dispatcher = self._build_dispatcher()
+        self.leadership.attach(self.dispatcher.forget)
+        self._build_pipelines(self._shared(sessions))
+        self.metrics.set_outbox(await self.store.outbox_summary())
+        # The lease is released after the last cycle and delivery, before the store closes.
+        self._stack.push_async_callback(self.leadership.stop)
+        self.leadership.start()
+        log.info(
+            "monitor configured",
+            version=__version__,
+            projects=[p.summary() for p in self.pipelines],
+            shard=str(self.shard),
+            sinks=list(self.sinks),
+            state=str(_state_path(self.settings)),
+        )
+        return self
+
+    async def _open_sessions(self) -> SessionPool:
+        """The HTTP sessions (closed last), timing out at 3x the slowest request timeout."""
+        timeout = max(1.0, *(p.dli.request_timeout for p in self.settings.projects))
+        return await self._stack.enter_async_context(SessionPool(timeout_s=timeout * 3))
+
+    async def _open_store(self) -> None:
+        """Open the state store, fenced by the leader lease; it closes before the sessions."""
         leadership = self.leadership
         self.store = await open_store(
-            _state_path(settings),
-            password=settings.state.password_value(),
+            _state_path(self.settings),
+            password=self.settings.state.password_value(),
             fence=leadership.fence_provider,
             idle_in_transaction_timeout=leadership.idle_limit_s,
             schema=self.scope.schema,
         )
         self._stack.push_async_callback(self.store.close)
-        sinks = build_sinks(settings, sessions, self.clock, instance=leadership.holder)
-        self.sinks = sinks
-        self.metrics.declare_sinks(sinks)
-        self.dispatcher = Dispatcher(
+
+    def _build_dispatcher(self) -> Dispatcher:
+        """The dispatcher over the built sinks: the delivery policy and budgets from settings,
+        outcomes to the metrics and the sinks' activity, sends only while this replica leads."""
+        delivery = self.settings.delivery
+        return Dispatcher(
             self.store,
-            sinks,
+            self.sinks,
             policy=DeliveryPolicy(
-                backoff=tuple(settings.delivery.backoff),
-                jitter=settings.delivery.jitter,
-                max_age_s=settings.delivery.max_age,
-                batch_size=settings.delivery.batch_size,
+                backoff=tuple(delivery.backoff),
+                jitter=delivery.jitter,
+                max_age_s=delivery.max_age,
+                batch_size=delivery.batch_size,
             ),
             clock=self.clock,
             observer=self.activity.observer(self.metrics.observe_notification),
             on_failure=self.activity.failures(self.metrics.delivery.observe_failure),
-            budgets=build_budgets(settings, self.clock),
-            may_send=leadership.send_gate,
+            budgets=build_budgets(self.settings, self.clock),
+            may_send=self.leadership.send_gate,
             on_write_failure=self._delivery_write_failed,
         )
-        leadership.attach(self.dispatcher.forget)
+
+    def _shared(self, sessions: SessionPool) -> Shared:
+        """What every project's pipeline shares, with the router over the built sinks."""
+        settings = self.settings
         router = Router.from_settings(
             settings.routes,
-            list(sinks),
+            list(self.sinks),
             default_sinks=settings.default_sinks,
             silences=self.store.active_silences,
         )
-        shared = Shared(
+        return Shared(
             settings,
             sessions,
             self.store,
@@ -171,20 +193,6 @@ class Monitor:
             router,
             self.clock,
         )
-        self._build_pipelines(shared)
-        self.metrics.set_outbox(await self.store.outbox_summary())
-        # The lease is released after the last cycle and delivery, before the store closes.
-        self._stack.push_async_callback(leadership.stop)
-        leadership.start()
-        log.info(
-            "monitor configured",
-            version=__version__,
-            projects=[p.summary() for p in self.pipelines],
-            shard=str(self.shard),
-            sinks=list(sinks),
-            state=str(_state_path(settings)),
-        )
-        return self
 
     def _build_pipelines(self, shared: Shared) -> None:
         """One pipeline per project with targets this shard owns; declare what they export."""
@@ -214,26 +222,17 @@ class Monitor:
         server = self.settings.server
         if not server.enabled:
             return
-        probes = RoleProbes(self.leadership, self.health)
-        pages = build_status_pages(
+        runner = await start_http_server(
             self.settings,
             store=self.store,
             metrics=self.metrics,
-            probes=probes,
+            health=self.health,
+            leadership=self.leadership,
             pipelines=self.pipelines,
             activity=self.activity,
+            shard=self.shard,
             clock=self.clock,
         )
-        app = make_app(
-            self.metrics,
-            probes,
-            views=self._views,
-            credentials=_credentials(server.auth),
-            role=self.leadership.role_view,
-            explain=explain_view(self.store, self.settings.rules, self.clock),
-            pages=pages,
-        )
-        runner = await start_server(app, server.host, server.port)
         self._stack.push_async_callback(runner.cleanup)
         self.server_port = bound_port(runner)
         log.info("http server listening", host=server.host, port=self.server_port)
@@ -282,22 +281,6 @@ class Monitor:
         if removed:
             log.info("pruned settled notifications", removed=removed)
 
-    async def _views(self) -> Mapping[str, Any]:
-        """What `/api/status` shows: health, pending deliveries and jobs held per target."""
-        targets: dict[str, int | None] = {}
-        for pipeline in self.pipelines:
-            for target in pipeline.targets:
-                jobs = await pipeline.cycle.snapshot(target)
-                targets[pipeline.project.key(target)] = len(jobs) if jobs is not None else None
-        return {
-            "version": __version__,
-            "health": self.health.snapshot(),
-            "outbox_pending": await self.store.pending_by_sink(),
-            "targets": targets,
-            "shard": {"index": self.shard.index, "total": self.shard.total},
-            "leadership": self.leadership.role_view(),
-        }
-
 
 async def run(
     settings: Settings, *, stop: asyncio.Event | None = None, shard: Shard | None = None
@@ -313,17 +296,14 @@ async def run(
     try:
         async with Monitor(settings, shard=shard) as monitor:
             await monitor.start_server()
-            drain_outbox = monitor.leadership.guard("outbox drain", monitor.deliver)
-            delivery_job = TrackedJob("outbox drain", _logged(drain_outbox))
-            scheduler = build_scheduler(
-                cycle=None,
-                interval_s=settings.poll.interval,
-                delivery=delivery_job,
-                delivery_interval_s=min(DELIVERY_INTERVAL_S, settings.poll.interval),
+            scheduler, jobs = schedule_jobs(
+                settings,
+                pipelines=monitor.pipelines,
+                sinks=monitor.sinks,
+                leadership=monitor.leadership,
+                deliver=monitor.deliver,
             )
             monitor.scheduler = scheduler
-            jobs = [*_cycle_jobs(monitor, scheduler), delivery_job]
-            jobs += _alert_refreshers(monitor, scheduler)
             scheduler.start()
             step = monitor.leadership.guard("clock step", monitor.dispatcher.after_clock_step)
             clock_watch = ClockWatch(scheduler, on_step=[step])
@@ -348,65 +328,11 @@ async def run(
     return 0
 
 
-def _cycle_jobs(monitor: Monitor, scheduler: AsyncIOScheduler) -> list[TrackedJob]:
-    """One cycle job per project, each starting now and keeping its own interval."""
-    jobs: list[TrackedJob] = []
-    for pipeline in monitor.pipelines:
-        cycle = monitor.leadership.guard(
-            pipeline.job_id, pipeline.run_cycle, forget=pipeline.cycle.forget, cycle=True
-        )
-        job = TrackedJob(f"poll cycle {pipeline.project.name}", _logged(cycle))
-        interval = monitor.settings.poll.interval
-        add_periodic(scheduler, job, job_id=pipeline.job_id, interval_s=interval, start_now=True)
-        jobs.append(job)
-    return jobs
-
-
-def _alert_refreshers(monitor: Monitor, scheduler: AsyncIOScheduler) -> list[TrackedJob]:
-    """Re-post firing Alertmanager alerts every `repost_interval`, so none auto-resolves."""
-    jobs: list[TrackedJob] = []
-    for entry in monitor.settings.sinks:
-        sink = monitor.sinks.get(entry.name)
-        if isinstance(entry, AlertmanagerSinkSettings) and isinstance(sink, AlertmanagerSink):
-            refresh = monitor.leadership.guard(f"alert refresh {entry.name}", sink.refresh)
-            job = TrackedJob(f"alert refresh {entry.name}", _logged(refresh))
-            add_periodic(
-                scheduler, job, job_id=f"refresh-{entry.name}", interval_s=entry.repost_interval
-            )
-            jobs.append(job)
-    return jobs
-
-
 async def run_once(settings: Settings, *, shard: Shard | None = None) -> CycleReport:
     """One poll of every target (this shard owns) and one delivery pass: `dli-monitor once`."""
     async with Monitor(settings, shard=shard) as monitor:
         await monitor.leadership.wait_leading(timeout=2 * settings.state.lease_ttl)
         return await monitor.run_cycle()
-
-
-def _logged(func: Any) -> Any:
-    """Wrap a job so that an unexpected exception is logged, never lost in the scheduler."""
-
-    async def job() -> None:
-        try:
-            await func()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("scheduled job failed")
-
-    return job
-
-
-def _credentials(auth: ServerAuthSettings | None) -> Credentials | None:
-    """What the HTTP server asks for on its guarded paths (None: nothing)."""
-    if auth is None:
-        return None
-    return Credentials(
-        bearer_token=auth.bearer_token.get_secret_value() if auth.bearer_token else None,
-        username=auth.username,
-        password=auth.password.get_secret_value() if auth.password else None,
-    )
 
 
 def _stale_after(settings: Settings) -> float:

@@ -20,6 +20,7 @@ its budget and defers its rows. Each mark carries what `dli-monitor explain` sho
 it in the mark's own transaction.
 
 What lives elsewhere: the policy, report and guarded sink call (`monitor.dispatch_policy`),
+marking what each attempt came to and tracking failing sinks (`monitor.dispatch_outcomes`),
 the HTTP details and status classification (`monitor.sinks`), the
 outbox itself (`monitor.store`), metrics (the caller passes an `observer`).
 """
@@ -29,10 +30,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
+from monitor.dispatch_outcomes import DeliveryObserver, DeliveryOutcomes
 from monitor.dispatch_policy import (
     DeliveryPolicy,
     DeliveryReport,
@@ -43,7 +45,7 @@ from monitor.dispatch_policy import (
 )
 from monitor.models import Clock, Notification, utc_now
 from monitor.ratelimit import UNLIMITED, RateBudget
-from monitor.sinks.base import Sink, SinkError
+from monitor.sinks.base import Sink
 from monitor.store import Delivery, Store, StoreFencedOff, StoreWriteError
 
 log = structlog.get_logger(__name__)
@@ -52,10 +54,6 @@ __all__ = ["DeliveryObserver", "DeliveryPolicy", "DeliveryReport", "Dispatcher"]
 
 DEFAULT_POLICY = DeliveryPolicy()
 
-DeliveryObserver = Callable[[str, str], None]
-"""Called as (sink, outcome) for every row attempted; "delivered", "retry" or "failed"."""
-
-SINK_REMOVED = "sink removed from config"
 SENDS_KEPT_S = 3600.0
 """The least history of send times kept in the store per sink (more if a window is longer)."""
 
@@ -81,26 +79,27 @@ class Dispatcher:
         (sink, failure kind) for every failed attempt; `may_send` is asked right before every
         send (a replica that lost the leader lease stops with `StoreFencedOff`);
         `on_write_failure` is told every time the state file refuses a write."""
-        self._on_failure = on_failure
         self._on_write_failure = on_write_failure
         self._unrecorded: dict[str, set[str]] = {}
         """Event ids per sink that were delivered but whose mark the state file refused."""
         self._write_error: str | None = None
         self._may_send = may_send
         self._store = store
-        self._random = rng or random.Random()
         self._sinks = dict(sinks)
         self._policy = policy
         self._clock = clock
-        self._observer = observer
         self._budgets = dict(budgets or {})
         for name in self._sinks:
             self._budgets.setdefault(name, RateBudget((), clock=clock))
-        self._failing: dict[str, str] = {}
-        """Sinks whose last attempt failed, with the reason; for once-per-change logging."""
-        self._unproven = set(self._sinks)
-        """Sinks not yet seen to deliver since start: a first success may end an outage that
-        began before a restart."""
+        self._outcomes = DeliveryOutcomes(
+            store,
+            self._sinks,
+            policy=policy,
+            clock=clock,
+            rng=rng,
+            observer=observer,
+            on_failure=on_failure,
+        )
         self._lock = asyncio.Lock()
         """Serialises drains: the cycle's and the periodic one must never send a row twice."""
         self._restored = False
@@ -115,8 +114,7 @@ class Dispatcher:
                 for name, budget in self._budgets.items()
             }
             self._restored = False
-            self._failing.clear()
-            self._unproven = set(self._sinks)
+            self._outcomes.forget()
 
     async def after_clock_step(self) -> int:
         """The wall clock stepped: the retry times of waiting rows were set on the old clock,
@@ -250,12 +248,8 @@ class Dispatcher:
 
     async def _fail_removed(self, name: str, rows: list[Delivery], state: Pass) -> None:
         """Rows for a sink that is no longer configured fail at once, without a send."""
-        for row in rows:
-            state.seen.add(row_key(row))
-            await self._store.mark_failed(
-                row.event.event_id, name, reason=SINK_REMOVED, now=self._clock(), attempted=False
-            )
-            self._count_failed(state.tally, name)
+        state.seen.update(row_key(row) for row in rows)
+        await self._outcomes.removed(name, rows, state.tally)
 
     async def _defer(self, name: str, budget: RateBudget, state: Pass) -> None:
         """Out of budget: hold every pending row of the sink until its next free slot."""
@@ -308,12 +302,9 @@ class Dispatcher:
             except StoreWriteError:  # sent but not recorded: remember it, never send it again
                 self._unrecorded.setdefault(name, set()).update(delivered)
                 raise
-            await self._bring_forward(name)
-            for _ in rows:
-                self._settle(state.tally, name, "delivered")
+            await self._outcomes.delivered(name, len(rows), state.tally)
             return True
-        self._note_failure(name, error)
-        retried = await self._record_failure(name, rows, error, state.tally, digest)
+        retried = await self._outcomes.failed(name, rows, error, state.tally, digest)
         if error.retry_after:
             until = self._clock() + timedelta(seconds=error.retry_after)
             self._budgets[name].pause(until)
@@ -323,16 +314,6 @@ class Dispatcher:
             state.resting.add(name)
         return not retried
 
-    async def _bring_forward(self, name: str) -> None:
-        """After a sink's first success since a failure (or since start), its rows waiting out
-        a retry backoff are due at once: the outage is over, so they need not wait for it."""
-        if name not in self._failing and name not in self._unproven:
-            return
-        self._unproven.discard(name)
-        released = await self._store.release_retries(name, self._clock())
-        if released:
-            log.info("retries brought forward", sink=name, rows=released)
-
     async def _spend(self, name: str) -> None:
         """Count one send against the sink's budget, in memory and in the store."""
         budget = self._budgets[name]
@@ -341,72 +322,3 @@ class Dispatcher:
         now = self._clock()
         budget.record(now)
         await self._store.record_send(name, now, keep_s=max(SENDS_KEPT_S, budget.horizon_s))
-
-    async def _record_failure(
-        self,
-        name: str,
-        rows: Sequence[Delivery],
-        error: SinkError,
-        tally: Tally,
-        digest: Notification | None = None,
-    ) -> bool:
-        """Mark each row retry or failed (too old, or permanent); True when any will retry.
-
-        The store records each row's attempt with the error's reason and kind (and `digest`,
-        the digest message the rows went in)."""
-        now = self._clock()
-        kind = error.kind
-        if not error.retryable:
-            ids = [r.event.event_id for r in rows]
-            await self._store.mark_failed_many(
-                ids, name, reason=error.reason, now=now, kind=kind, digest=digest
-            )
-            for _ in rows:
-                self._settle(tally, name, "failed")
-            return False
-        retries: list[tuple[str, datetime]] = []
-        for row in rows:
-            if (now - row.created_at).total_seconds() >= self._policy.max_age_s:
-                reason = f"gave up after {row.attempts + 1} attempts: {error.reason}"
-                await self._store.mark_failed(
-                    row.event.event_id, name, reason=reason, now=now, kind=kind, digest=digest
-                )
-                self._settle(tally, name, "failed")
-                continue
-            wait = self._policy.delay(row.attempts + 1, self._random.random())
-            delay = max(wait, error.retry_after or 0.0)
-            retries.append((row.event.event_id, now + timedelta(seconds=delay)))
-            self._settle(tally, name, "retry")
-        await self._store.mark_retry_many(
-            retries, name, reason=error.reason, now=now, kind=kind, digest=digest
-        )
-        log.debug("delivery will be retried", sink=name, rows=len(retries))
-        return bool(retries)
-
-    def _settle(self, tally: Tally, name: str, outcome: str) -> None:
-        """Count one row's outcome, tell the observer, and log a recovery once."""
-        if outcome == "delivered":
-            tally.delivered += 1
-            if self._failing.pop(name, None) is not None:
-                log.info("sink recovered", sink=name)
-        elif outcome == "retry":
-            tally.retrying += 1
-        else:
-            self._count_failed(tally, name)
-        if self._observer is not None:
-            self._observer(name, outcome)
-
-    def _count_failed(self, tally: Tally, name: str) -> None:
-        tally.failed += 1
-        tally.given_up[name] = tally.given_up.get(name, 0) + 1
-
-    def _note_failure(self, name: str, error: SinkError) -> None:
-        """Count the failure by kind; log healthy → failing once, later ones at debug level."""
-        if self._on_failure is not None:
-            self._on_failure(name, error.kind)
-        fields = {"sink": name, "kind": error.kind, "reason": error.reason}
-        if name in self._failing:
-            log.debug("sink still failing", **fields)
-        else:
-            log.warning("sink failing", **fields)
-        self._failing[name] = error.reason

@@ -1,8 +1,8 @@
 """Why deliveries fail, as a metric: one counter by sink and failure kind.
 
 `DeliveryMetrics` registers on the registry `Metrics` owns and is reached as
-`metrics.delivery`. Outcomes per row (delivered, retry, failed, throttled) stay in
-`monitor.metrics`; this counts failed attempts by what went wrong.
+`metrics.delivery`. Outcomes per row (delivered, retry, failed, throttled) are in
+`monitor.metrics_outbox`; this counts failed attempts by what went wrong.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 and what reconciliation found, each by project (and region): quotas are per project.
 
 `PollMetrics` registers on the registry `Metrics` owns and is reached as `metrics.poll`.
-Deliberately not here: per-target poll health and API error counts (`monitor.metrics`).
+Deliberately not here: per-target poll health (`monitor.metrics_targets`) and API
+request and error counts (`monitor.metrics_api`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ polled every target it owns), the project's last fully successful cycle, and
 the injected clock: seconds since each queue's last successful poll, and the oldest outbox
 row's age per sink.
 
-Deliberately not here: the per-queue counters and histograms (`monitor.metrics`).
+Deliberately not here: the per-queue counters and histograms (`monitor.metrics_targets`,
+`monitor.metrics_events`).
 """
 
 from __future__ import annotations

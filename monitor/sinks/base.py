@@ -2,9 +2,9 @@
 
 A sink sends one notification (a single event, or a digest of several) somewhere and either
 returns (delivered) or raises `SinkError` saying whether trying again later could help. Sinks
-never retry and never sleep: retry policy lives in one place, `monitor.dispatch`. Everything
-here keeps secrets out of error texts: a reason never holds a URL path or query, a token or a
-password (`safe_text`).
+never retry and never sleep: retry policy lives in one place, `monitor.dispatch_outcomes`.
+Everything here keeps secrets out of error texts: a reason never holds a URL path or query, a
+token or a password (`safe_text`).
 """
 
 from __future__ import annotations
