@@ -3,12 +3,13 @@
 Commands: `run`, `once`, `check-config`, `render`, `test-sink`, `demo`, `simulate`,
 `silence add|list|expire`, `state check|migrate`, `explain JOB`. `run` and `once` take
 `--shard I --total-shards N` (or `--total-shards N` alone: the shard is the StatefulSet ordinal
-in `POD_NAME`).
+in `POD_NAME`); `silence`, `state` and `explain` take them too, to reach sharded PostgreSQL
+state (`monitor.cli_shards` resolves them for every command).
 Exit codes: 0 success, 1 a runtime failure (for `once`: a target failed to poll), 2 invalid
 configuration or usage.
 Everything that does work lives elsewhere; this module only parses and dispatches (the
-`silence`, `state` and `explain` commands and the shared config loading are in
-`monitor.cli_store`).
+`state` and `explain` commands and the shared config loading are in `monitor.cli_store`,
+`silence` in `monitor.cli_silence`).
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ from collections.abc import Sequence
 import structlog
 
 from monitor import __version__
+from monitor.cli_shards import add_shard_arguments, shard_from_args
+from monitor.cli_silence import add_silence_parser, silence_command
 from monitor.cli_store import (
     CONFIG_ENV,
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
     add_explain_parser,
-    add_silence_parser,
     add_state_parser,
     explain_command,
     load_config,
-    silence_command,
     state_check,
     state_migrate,
 )
@@ -42,7 +43,6 @@ from monitor.config import (
     render_effective,
 )
 from monitor.logs import configure
-from monitor.shard import Shard, resolve_shard
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"config file (default: ${CONFIG_ENV})",
         )
         if name != "check-config":
-            _add_shard_arguments(sub)
+            add_shard_arguments(sub)
 
     demo = commands.add_parser(
         "demo", help="run the monitor against the built-in simulator, no config needed"
@@ -156,7 +156,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return silence_command(args, settings)
     if args.command in ("render", "test-sink"):
         return _sink_command(args, settings)
-    shard = _shard(args)
+    shard = shard_from_args(args)
     if shard is None:
         return EXIT_CONFIG
     from monitor import app
@@ -174,33 +174,6 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
         return EXIT_OK if report.ok else EXIT_FAILURE
     return asyncio.run(app.run(settings, shard=shard))
-
-
-def _add_shard_arguments(sub: argparse.ArgumentParser) -> None:
-    """`--shard` and `--total-shards`: watch only the targets that hash to this shard."""
-    sub.add_argument(
-        "--shard",
-        type=int,
-        default=None,
-        metavar="I",
-        help="this process's shard, 0..N-1 (default with --total-shards: the ordinal in POD_NAME)",
-    )
-    sub.add_argument(
-        "--total-shards",
-        type=int,
-        default=None,
-        metavar="N",
-        help="how many shards split the targets (default: 1, this process watches all)",
-    )
-
-
-def _shard(args: argparse.Namespace) -> Shard | None:
-    """The shard the flags (and `POD_NAME`) name; None after printing why they do not fit."""
-    try:
-        return resolve_shard(args.shard, args.total_shards, os.environ.get("POD_NAME"))
-    except ValueError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return None
 
 
 def _add_sink_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,5 +1,12 @@
-"""The `silence`, `state` and `explain` subcommands of `dli-monitor`: their parsers and their
-actions over the store, and the config loading and exit codes every command shares."""
+"""The `state` and `explain` subcommands of `dli-monitor`: their parsers and their actions over
+the store, and the config loading and exit codes every command shares (`silence` is in
+`monitor.cli_silence`).
+
+With sharded PostgreSQL state (`--total-shards N`, `monitor.cli_shards`), `explain` searches
+every shard's schema (or `--shard I`'s) and names the shard of each answer, `state check`
+reports each shard's schema read-only, and `state migrate` copies the file into one shard's
+schema. With SQLite state the shard flags change nothing; without them, nothing changes.
+"""
 
 from __future__ import annotations
 
@@ -8,71 +15,34 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monitor.config import ConfigError, Settings, load_settings, parse_duration, secret_values
+from monitor.cli_shards import (
+    ShardScope,
+    add_shard_arguments,
+    shard_scope,
+    shard_stores,
+    shards_from_args,
+    state_scopes,
+    usable_scopes,
+)
+from monitor.config import ConfigError, Settings, load_settings, secret_values
 from monitor.config.models import postgres_url
 from monitor.logs import add_secrets
 from monitor.models import utc_now
-from monitor.silences import Silence, SilenceError, compile_job_name
-from monitor.store import StoreError, open_reader, open_store
+from monitor.store import StoreError, is_postgres_url
 from monitor.store.sqlite import inspect_state
+
+if TYPE_CHECKING:
+    from monitor.explain import Explanation
+    from monitor.store.postgres.inspect import SchemaReport
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 CONFIG_ENV = "DLI_MONITOR_CONFIG"
-
-
-def _positive_duration(text: str) -> float:
-    """An argparse type: a duration such as 2h or 30m, more than zero."""
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be more than zero")
-    return seconds
-
-
-def _job_name_regex(text: str) -> str:
-    """An argparse type: a job-name regular expression that compiles."""
-    try:
-        compile_job_name(text)
-    except SilenceError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def add_silence_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`silence add|list|expire`: silences stored in the state file named by the config."""
-    silence = commands.add_parser(
-        "silence", help="mute notifications for matching jobs (stored in the state file)"
-    )
-    actions = silence.add_subparsers(dest="silence_command", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add a silence")
-    add.add_argument("--job-name", required=True, type=_job_name_regex, help="regex, whole name")
-    add.add_argument("--queue", default=None, help="queue glob (default: every queue)")
-    add.add_argument(
-        "--project",
-        default=None,
-        help="project name glob (default: every project; a single `dli:` mapping's is default)",
-    )
-    add.add_argument(
-        "--for", dest="duration", required=True, type=_positive_duration, help="e.g. 2h, 30m"
-    )
-    add.add_argument("--comment", default="", help="why (shown by `silence list`)")
-    listing = actions.add_parser("list", help="list silences that are active or scheduled")
-    listing.add_argument("--all", action="store_true", help="include expired silences")
-    expire = actions.add_parser("expire", help="end a silence now")
-    expire.add_argument("id", type=int, help="the silence id shown by `silence list`")
-    for sub in (add, listing, expire):
-        sub.add_argument(
-            "--config",
-            default=os.environ.get(CONFIG_ENV),
-            help=f"config file (default: ${CONFIG_ENV})",
-        )
 
 
 def add_state_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,6 +61,7 @@ def add_state_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help=f"config file naming the state file (default: ${CONFIG_ENV})",
     )
     where.add_argument("--state", default=None, help="the state file itself, no config needed")
+    add_shard_arguments(check, "operator")
     _add_migrate_parser(actions)
 
 
@@ -121,6 +92,7 @@ def _add_migrate_parser(actions: argparse._SubParsersAction[argparse.ArgumentPar
         help=f"config file naming the state file (default: ${CONFIG_ENV})",
     )
     where.add_argument("--state", default=None, help="the state file itself, no config needed")
+    add_shard_arguments(migrate, "target")
 
 
 def _postgres_target(text: str) -> str:
@@ -149,6 +121,7 @@ def add_explain_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     explain.add_argument(
         "--runs", type=_positive_int, default=3, metavar="N", help="runs of a name (default 3)"
     )
+    add_shard_arguments(explain, "operator")
 
 
 def _positive_int(text: str) -> int:
@@ -165,27 +138,34 @@ def _positive_int(text: str) -> int:
 def explain_command(args: argparse.Namespace) -> int:
     """Run `explain`: exit 1 when the job is unknown or the state unreadable, 2 for bad usage."""
     from monitor.config.rules import RulesSettings
-    from monitor.explain import explain, to_json
-    from monitor.explain_render import render_text
+    from monitor.explain import explain
 
-    settings = None if args.state is not None else load_config(args.config)
-    if args.state is None and settings is None:
+    valid, settings = _named_config(args)
+    if not valid:
         return EXIT_CONFIG
     location: str | Path = args.state if settings is None else settings.state.location
     password = None if settings is None else settings.state.password_value()
     rules = RulesSettings() if settings is None else settings.rules
+    scopes = state_scopes(args, postgres=is_postgres_url(location))
+    if scopes is None:
+        return EXIT_CONFIG
 
     async def answer() -> int:
-        store = await open_reader(location, password=password)
-        try:
-            found = await explain(store, args.job, now=utc_now(), runs=args.runs, rules=rules)
-        finally:
-            await store.close()
-        if found is None:
-            sys.stderr.write(f"error: no job with id or name {args.job!r} in {location}\n")
+        usable = await usable_scopes(location, password, scopes)
+        if not usable:
             return EXIT_FAILURE
-        text = json.dumps(to_json(found), indent=2) + "\n" if args.json else render_text(found)
-        sys.stdout.write(text)
+        now = utc_now()
+        found: list[tuple[ShardScope, Explanation]] = []
+        async with shard_stores(location, password, usable, read_only=True) as stores:
+            for scope, store in stores:
+                told = await explain(store, args.job, now=now, runs=args.runs, rules=rules)
+                found += [] if told is None else [(scope, told)]
+        if not found:
+            shards = ", ".join(str(scope.shard) for scope in usable if scope.label)
+            where = f"{location} (shards {shards})" if shards else str(location)
+            sys.stderr.write(f"error: no job with id or name {args.job!r} in {where}\n")
+            return EXIT_FAILURE
+        sys.stdout.write(_explained(found, as_json=args.json))
         return EXIT_OK
 
     try:
@@ -195,13 +175,40 @@ def explain_command(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
 
-def _state_file(args: argparse.Namespace) -> str | None:
-    """The SQLite file a `state` action works on: `--state`, or the config's `state.path`."""
+def _explained(found: Sequence[tuple[ShardScope, Explanation]], *, as_json: bool) -> str:
+    """What `explain` prints: the one answer as always, or each shard's answer with its shard
+    (text: a heading per shard; JSON: a list of answers, each with `shard` and `schema`)."""
+    from monitor.explain import to_json
+    from monitor.explain_render import render_text
+
+    if not found[0][0].label:
+        ((_, only),) = found
+        return json.dumps(to_json(only), indent=2) + "\n" if as_json else render_text(only)
+    if as_json:
+        shards = [
+            {"shard": str(scope.shard), "schema": scope.schema, **to_json(told)}
+            for scope, told in found
+        ]
+        return json.dumps(shards, indent=2) + "\n"
+    return "\n".join(
+        f"{scope.label} (schema {scope.schema}):\n{render_text(told)}" for scope, told in found
+    )
+
+
+def _named_config(args: argparse.Namespace) -> tuple[bool, Settings | None]:
+    """The config of a command that takes `--config` or `--state FILE`: (True, None) with
+    `--state`; (False, None) after printing why the config is invalid."""
     if args.state is not None:
-        return str(args.state)
+        return True, None
     settings = load_config(args.config)
+    return settings is not None, settings
+
+
+def _state_file(args: argparse.Namespace, settings: Settings | None) -> str | None:
+    """The SQLite file a `state` action works on: `--state` (`settings` is then None), or the
+    config's `state.path`; None after printing why there is none."""
     if settings is None:
-        return None
+        return str(args.state)
     if settings.state.url is not None:
         sys.stderr.write(
             "error: the config keeps its state in PostgreSQL (state.url), not in a file;"
@@ -218,7 +225,11 @@ def state_migrate(args: argparse.Namespace) -> int:
     """Run `state migrate`: exit 1 when it failed or the counts differ, 2 for bad usage."""
     from monitor.store.migrate import migrate_sqlite_to_postgres
 
-    path = _state_file(args)
+    target = shard_scope(args)
+    if target is None:
+        return EXIT_CONFIG
+    valid, settings = _named_config(args)
+    path = _state_file(args, settings) if valid else None
     if path is None:
         return EXIT_CONFIG
     password = None
@@ -229,8 +240,9 @@ def state_migrate(args: argparse.Namespace) -> int:
             sys.stderr.write(f"error: cannot read --password-file {args.password_file}: {exc}\n")
             return EXIT_CONFIG
         add_secrets({password})
+    migrating = migrate_sqlite_to_postgres(path, args.to, password=password, schema=target.schema)
     try:
-        report = asyncio.run(migrate_sqlite_to_postgres(path, args.to, password=password))
+        report = asyncio.run(migrating)
     except StoreError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_FAILURE
@@ -239,8 +251,17 @@ def state_migrate(args: argparse.Namespace) -> int:
 
 
 def state_check(args: argparse.Namespace) -> int:
-    """Run `state check`: exit 1 when the file is not ok, 2 when the config is invalid."""
-    path = _state_file(args)
+    """Run `state check`: exit 1 when the state is not ok, 2 when the config or flags are
+    invalid. A SQLite file as always; with `state.url`, the database's schema (with
+    `--total-shards`, each shard's)."""
+    if shards_from_args(args) is None:
+        return EXIT_CONFIG
+    valid, settings = _named_config(args)
+    if not valid:
+        return EXIT_CONFIG
+    if settings is not None and settings.state.url is not None:
+        return _check_schemas(args, settings.state.url, settings.state.password_value())
+    path = _state_file(args, settings)
     if path is None:
         return EXIT_CONFIG
     report = inspect_state(path)
@@ -248,56 +269,28 @@ def state_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 
-def silence_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one `silence` action against the state file of `settings`."""
-    return asyncio.run(_silence_action(args, settings))
+def _check_schemas(args: argparse.Namespace, url: str, password: str | None) -> int:
+    """`state check` of each shard's PostgreSQL schema, read-only; exit 1 when one is not ok."""
+    from monitor.store.postgres.inspect import inspect_schema
 
+    scopes = state_scopes(args, postgres=True) or ()
 
-async def _silence_action(args: argparse.Namespace, settings: Settings) -> int:
-    """`silence_command` on the event loop: the store's API is async."""
-    now = utc_now()
-    if args.silence_command == "add":
-        try:
-            scope = Silence.scoped(args.queue, args.project)
-        except SilenceError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            return EXIT_CONFIG
-    store = await open_store(settings.state.location, password=settings.state.password_value())
+    async def check() -> list[tuple[ShardScope, SchemaReport]]:
+        return [(s, await inspect_schema(url, password=password, schema=s.schema)) for s in scopes]
+
     try:
-        if args.silence_command == "add":
-            added = await store.add_silence(
-                job_name=args.job_name,
-                queue=scope,
-                starts_at=now,
-                ends_at=now + timedelta(seconds=args.duration),
-                comment=args.comment,
-            )
-            sys.stdout.write(f"silence {added.id} added, until {_iso(added.ends_at)}\n")
-            return EXIT_OK
-        if args.silence_command == "expire":
-            try:
-                ended = await store.expire_silence(args.id, now)
-            except KeyError:
-                sys.stderr.write(f"error: no silence with id {args.id}\n")
-                return EXIT_FAILURE
-            sys.stdout.write(f"silence {args.id} {'expired' if ended else 'had already ended'}\n")
-            return EXIT_OK
-        shown = [s for s in await store.list_silences() if args.all or s.ends_at > now]
-        sys.stdout.write("ID\tSTATUS\tUNTIL\tPROJECT\tQUEUE\tJOB-NAME\tCOMMENT\n")
-        for item in shown:
-            status = "active" if item.is_active(now) else "expired"
-            project, queue = item.project_glob or "*", item.queue_glob or "*"
-            sys.stdout.write(
-                f"{item.id}\t{status}\t{_iso(item.ends_at)}\t{project}\t{queue}"
-                f"\t{item.job_name}\t{item.comment}\n"
-            )
-        return EXIT_OK
-    finally:
-        await store.close()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reports = asyncio.run(check())
+    except StoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_FAILURE
+    for scope, report in reports:
+        heading, indent = (f"{scope.label}:\n", "  ") if scope.label else ("", "")
+        sys.stdout.write(heading + "".join(f"{indent}{line}\n" for line in report.lines()))
+    bad = [str(scope.shard) for scope, report in reports if not report.ok]
+    if len(reports) > 1:
+        verdict = f"NOT ok: shard(s) {', '.join(bad)}" if bad else "all ok"
+        sys.stdout.write(f"{len(reports)} shards checked: {verdict}\n")
+    return EXIT_FAILURE if bad else EXIT_OK
 
 
 def load_config(path: str | None) -> Settings | None:

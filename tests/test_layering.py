@@ -166,7 +166,10 @@ ALLOWED: dict[str, set[str]] = {
     "explain_rules": {"models", "models_explain", "rules", "config"},
     "explain": {"models", "models_explain", "store", "config", "codec", "explain_rules"},
     "explain_render": {"explain", "explain_rules", "models_explain"},
+    "cli_shards": {"shard", "shard_state", "store"},
+    "cli_silence": {"cli_shards", "cli_store", "config", "models", "silences", "store"},
     "cli_store": {
+        "cli_shards",
         "config",
         "logs",
         "models",
@@ -176,6 +179,8 @@ ALLOWED: dict[str, set[str]] = {
         "explain_render",
     },
     "cli": {
+        "cli_shards",
+        "cli_silence",
         "cli_store",
         "config",
         "logs",

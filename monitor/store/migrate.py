@@ -170,15 +170,16 @@ class MigrationReport:
 
 
 async def migrate_sqlite_to_postgres(
-    source: str | Path, url: str, *, password: str | None = None
+    source: str | Path, url: str, *, password: str | None = None, schema: str | None = None
 ) -> MigrationReport:
     """Copy every table of the SQLite state file `source` into the empty PostgreSQL store at
-    `url`, in one transaction; `MigrationError` (or `StoreError`) when it cannot, and then
-    nothing was written. Stop the daemon first: rows it writes later are not copied."""
+    `url` (in `schema`, one shard's, when given), in one transaction; `MigrationError` (or
+    `StoreError`) when it cannot, and then nothing was written. Stop the daemon first: rows it
+    writes later are not copied."""
     name = str(source)
     sqlite_store = _open_source(name)
     try:
-        target = await PostgresStore.open(url, password=password)
+        target = await PostgresStore.open(url, password=password, schema=schema)
         try:
             counts = await _copy(sqlite_store.connection, target)
             after = await target.row_counts()
@@ -188,7 +189,7 @@ async def migrate_sqlite_to_postgres(
         await sqlite_store.close()
     return MigrationReport(
         source=name,
-        target=describe(url),
+        target=describe(url, schema),
         counts=tuple((table, counts[table], after[table]) for table in STORE_TABLES),
     )
 

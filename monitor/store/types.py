@@ -1,7 +1,8 @@
 """The values and errors of the store contract: what every backend hands out and raises.
 
 No I/O and no backend detail here: the rows' meaning is in `monitor.store.contract`, the SQL in
-the backends (`monitor.store.sqlite`).
+the backends (`monitor.store.sqlite`). Also the words every backend's `state check` report
+shares (`describe_version`, `count_lines`).
 """
 
 from __future__ import annotations
@@ -113,3 +114,27 @@ class Mark:
     def sent_in(self, digest: int | None) -> Mark:
         """The same mark for rows that went in digest `digest`."""
         return Mark(self.outcome, self.now, self.answer, self.kind, digest)
+
+
+def describe_version(version: int | None, current: int) -> str:
+    """A stored schema version as `state check` prints it: what this release (which writes
+    `current`) will do with it. None: the state could not be read."""
+    if version is None:
+        return "unknown (not readable)"
+    if version == 0:
+        return f"0 (empty: the version-{current} schema will be created on the next start)"
+    if 0 < version < current:
+        return f"{version} (older than {current}: will be migrated on the next start)"
+    if version == current:
+        return f"{version} (same as this release: ok)"
+    return f"{version} (this release knows up to {current}: refused, needs a newer monitor)"
+
+
+def count_lines(rows: dict[str, int], pending: dict[str, int]) -> list[str]:
+    """Rows per table and pending outbox rows per sink, as `state check` prints them."""
+    return [
+        "rows per table:" + ("" if rows else " unknown"),
+        *(f"  {table}: {count}" for table, count in rows.items()),
+        "pending outbox rows per sink:" + ("" if pending else " none"),
+        *(f"  {sink}: {count}" for sink, count in pending.items()),
+    ]

@@ -81,6 +81,7 @@ def manual_keeper(
     dsn: str, holder: str, clock: ManualClock, ttl_s: float = LONG, **settings: str
 ) -> tuple[LeaseKeeper, list[tuple[bool, str]]]:
     """A keeper on the manual clock, and the list its on_change callback records into."""
+
     def opener() -> Awaitable[asyncpg.Connection]:
         return connect(dsn, **settings)
 

@@ -76,8 +76,11 @@ def rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-def describe(url: str) -> str:
-    """The URL as it may appear in messages: scheme, user, host, port and database only."""
+def describe(url: str, schema: str | None = None) -> str:
+    """The URL as it may appear in messages: scheme, user, host, port and database only; with
+    `schema`, followed by ` (schema NAME)`."""
+    if schema is not None:
+        return f"{describe(url)} (schema {schema})"
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

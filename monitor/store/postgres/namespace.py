@@ -57,15 +57,15 @@ async def ensure_namespace(conn: Any, schema: str | None) -> None:
     if schema is None:
         return
     name = schema_name(schema)
-    if await _exists(conn, name):
+    if await schema_exists(conn, name):
         return
     async with conn.transaction():
         await conn.execute(_LOCK)
-        if not await _exists(conn, name):
+        if not await schema_exists(conn, name):
             await conn.execute(f'CREATE SCHEMA "{name}"')
 
 
-async def _exists(conn: Any, name: str) -> bool:
+async def schema_exists(conn: Any, name: str) -> bool:
     """Whether schema `name` exists in the connection's database."""
     found = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", name)
     return found is not None

@@ -61,7 +61,7 @@ class PostgresStore(
         """Wrap an open pool whose schema is in place; use `PostgresStore.open` instead."""
         self._pool = pool
         self._schema = schema
-        self._where = _where(url, schema)
+        self._where = describe(url, schema)
         self._fence = fence_getter(fence)
         self._closed = False
 
@@ -90,7 +90,7 @@ class PostgresStore(
         `StoreError` when the database cannot be reached or its schema is from a newer release.
         """
         schema = None if schema is None else schema_name(schema)
-        where = _where(url, schema)
+        where = describe(url, schema)
         settings = {"application_name": "dli-monitor", **schema_settings(schema)}
         if idle_in_transaction_timeout is not None:
             limit_ms = max(1, int(idle_in_transaction_timeout * 1000))
@@ -142,9 +142,3 @@ class PostgresStore(
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r}, fenced={self.fenced})"
-
-
-def _where(url: str, schema: str | None) -> str:
-    """The database as messages name it: the URL without secrets, and the schema if any."""
-    where = describe(url)
-    return where if schema is None else f"{where} (schema {schema})"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from monitor.store.sqlite import migrations
 from monitor.store.sqlite.file import SCHEMA_VERSION, read_only
+from monitor.store.types import count_lines, describe_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,27 +49,12 @@ class StateReport:
         return [
             f"path: {self.path}",
             f"size: {self.size} bytes{wal}",
-            f"schema version: {self._compatibility()}",
+            f"schema version: {describe_version(self.version, SCHEMA_VERSION)}",
             "integrity: " + ("ok" if not self.problems else "FAILED"),
             *shown,
-            "rows per table:" + ("" if self.rows else " unknown"),
-            *(f"  {table}: {count}" for table, count in self.rows.items()),
-            "pending outbox rows per sink:" + ("" if self.pending else " none"),
-            *(f"  {sink}: {count}" for sink, count in self.pending.items()),
+            *count_lines(self.rows, self.pending),
             "state file ok" if self.ok else "state file NOT ok",
         ]
-
-    def _compatibility(self) -> str:
-        version, current = self.version, SCHEMA_VERSION
-        if version is None:
-            return "unknown (not readable)"
-        if version == 0:
-            return f"0 (empty: the version-{current} schema will be created on the next start)"
-        if 0 < version < current:
-            return f"{version} (older than {current}: will be migrated on the next start)"
-        if version == current:
-            return f"{version} (same as this release: ok)"
-        return f"{version} (this release knows up to {current}: refused, needs a newer monitor)"
 
 
 def inspect_state(path: str | Path) -> StateReport:
