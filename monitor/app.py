@@ -22,6 +22,7 @@ import contextlib
 import signal
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -29,7 +30,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import __version__
 from monitor.config import Settings
-from monitor.daemon_jobs import schedule_jobs
+from monitor.daemon_jobs import restore_alerts, schedule_jobs
 from monitor.dispatch import DeliveryPolicy, DeliveryReport, Dispatcher
 from monitor.health import Health
 from monitor.leadership import Leadership
@@ -121,6 +122,9 @@ class Monitor:
         self.metrics.declare_sinks(self.sinks)
         self.dispatcher = self._build_dispatcher()
         self.leadership.attach(self.dispatcher.forget)
+        restore = partial(restore_alerts, self.sinks, self.store, self.clock)
+        await restore()  # and again when a new term starts: the previous leader fired some
+        self.leadership.attach(restore)
         self._build_pipelines(self._shared(sessions))
         self.metrics.set_outbox(await self.store.outbox_summary())
         # The lease is released after the last cycle and delivery, before the store closes.

@@ -2,7 +2,8 @@
 
 `schedule_jobs` builds the scheduler with every job the daemon runs: one poll cycle per project
 (first run now, then the project's own interval), the outbox drain for retries that fall due
-between cycles, and a re-post of firing alerts per Alertmanager sink. Each job runs through
+between cycles, and a re-post of firing alerts per Alertmanager sink (whose firing alerts
+`restore_alerts` rebuilds from the store at start and on each new term). Each job runs through
 `Leadership.guard` (a standby skips it) and is wrapped by `logged`, so an unexpected exception
 is logged instead of lost inside the scheduler. The caller gets the `TrackedJob`s back to drain
 them at shutdown.
@@ -22,10 +23,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import AlertmanagerSinkSettings, Settings
 from monitor.leadership import Leadership
+from monitor.models import Clock
 from monitor.pipeline import Pipeline
 from monitor.scheduler import TrackedJob, add_periodic, build_scheduler
 from monitor.sinks import AlertmanagerSink
 from monitor.sinks.base import Sink
+from monitor.store import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +96,18 @@ def _alert_refreshers(
             )
             jobs.append(job)
     return jobs
+
+
+async def restore_alerts(sinks: Mapping[str, Sink], store: Outbox, clock: Clock) -> None:
+    """Rebuild each Alertmanager sink's firing alerts from the events it was delivered, so
+    `refresh` keeps re-posting what fired before a restart or under the previous leader."""
+    for sink in sinks.values():
+        if isinstance(sink, AlertmanagerSink):
+            horizon = sink.memory_horizon
+            since = None if horizon is None else clock() - horizon
+            firing = await sink.restore(await store.delivered_events(sink.name, since))
+            if firing:
+                log.info("firing alerts restored", sink=sink.name, alerts=firing)
 
 
 def logged(func: Any) -> Any:

@@ -103,7 +103,7 @@ ALLOWED: dict[str, set[str]] = {
         "daemon_jobs",
         "server_wiring",
     },
-    "daemon_jobs": {"config", "leadership", "pipeline", "scheduler", "sinks"},
+    "daemon_jobs": {"config", "leadership", "models", "pipeline", "scheduler", "sinks", "store"},
     "server_wiring": {
         "config",
         "explain",

@@ -254,6 +254,11 @@ class Outbox(Protocol):
         """(status, attempts, last_error) of one outbox row; KeyError when there is none."""
         ...
 
+    async def delivered_events(self, sink: str, since: datetime | None) -> list[Event]:
+        """The events delivered to `sink` at or after `since` (None: all kept), oldest event
+        first: what a sink that keeps state about its receiver replays after a restart."""
+        ...
+
     async def prune(self, *, older_than: datetime) -> int:
         """Delete events created before `older_than` with nothing pending; returns how many."""
         ...

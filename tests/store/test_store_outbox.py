@@ -115,6 +115,24 @@ async def test_prune_deletes_only_finished_events_older_than_the_cutoff(store: S
     assert (await store.outcome(new_done.event_id, "hook"))[0] == "delivered"
 
 
+async def test_delivered_events_are_one_sinks_delivered_ones_since_a_time_oldest_first(
+    store: Store,
+) -> None:
+    first, second, failed, pending = event("a"), event("b"), event("c"), event("d")
+    await commit(store, [first, second, failed, pending], sinks=("am", "hook"))
+    later = T0 + timedelta(hours=2)
+    await store.mark_delivered(second.event_id, "am", later)  # delivered out of order
+    await store.mark_delivered(first.event_id, "am", T0)
+    await store.mark_failed(failed.event_id, "am", reason="HTTP 400", now=T0)
+    await store.mark_delivered(pending.event_id, "hook", T0)  # another sink's delivery
+
+    assert await store.delivered_events("am", None) == [first, second]
+    assert await store.delivered_events("am", T0 + timedelta(hours=1)) == [second]
+    assert await store.delivered_events("am", later + timedelta(seconds=1)) == []
+    assert await store.delivered_events("hook", None) == [pending]
+    assert await store.delivered_events("nobody", None) == []
+
+
 # -- digests and rate budgets ---------------------------------------------------------------------
 
 

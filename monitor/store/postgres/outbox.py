@@ -155,6 +155,17 @@ class PostgresOutbox(OutboxMarks, PostgresBase):
             raise KeyError(f"no outbox row for event {event_id} and sink {sink!r}")
         return str(row["status"]), int(row["attempts"]), str(row["last_error"])
 
+    async def delivered_events(self, sink: str, since: datetime | None) -> list[Event]:
+        """The events delivered to `sink` at or after `since` (None: all kept), oldest first."""
+        rows = await self._fetch(
+            "SELECT e.data FROM events AS e JOIN outbox AS o ON o.event_id = e.event_id"
+            " WHERE o.sink = $1 AND o.status = 'delivered'"
+            " AND ($2::timestamptz IS NULL OR o.done_at >= $2) ORDER BY e.seq",
+            sink,
+            optional_aware(since),
+        )
+        return [event_from_dict(json.loads(r["data"])) for r in rows]
+
     async def prune(self, *, older_than: datetime) -> int:
         """Delete events created before `older_than` with nothing pending; returns how many."""
         cutoff = aware(older_than)

@@ -141,6 +141,16 @@ class SqliteOutbox(OutboxMarks, SqliteBase):
             raise KeyError(f"no outbox row for event {event_id} and sink {sink!r}")
         return str(row[0]), int(row[1]), str(row[2])
 
+    async def delivered_events(self, sink: str, since: datetime | None) -> list[Event]:
+        """The events delivered to `sink` at or after `since` (None: all kept), oldest first."""
+        floor = "" if since is None else stamp(since)
+        rows = self._db.execute(
+            "SELECT e.data FROM events AS e JOIN outbox AS o ON o.event_id = e.event_id"
+            " WHERE o.sink = ? AND o.status = 'delivered' AND o.done_at >= ? ORDER BY e.seq",
+            (sink, floor),
+        ).fetchall()
+        return [event_from_dict(json.loads(data)) for (data,) in rows]
+
     async def prune(self, *, older_than: datetime) -> int:
         """Delete events created before `older_than` with nothing pending; returns how many."""
         with self._transaction() as db:
