@@ -14,13 +14,15 @@ lease (`dli-monitor`; with shards, one per shard in the shard's own schema, as
   Each run is pinned to the term it started in: if the term ends, its writes are refused;
 - a `StoreFencedOff` out of a job means "no longer the leader": no crash, no event, one log
   line per term;
-- `dli_monitor_leader` (1/0) and `dli_monitor_leader_changes_total{reason}`; the keeper
-  itself logs every change with its reason, so nothing here logs it again;
+- `dli_monitor_leader` (1/0) and `dli_monitor_leader_changes_total{reason}`, kept by
+  `monitor.leadership_changes`; the keeper itself logs every change with its reason, so nothing
+  here logs it again;
 - `role_view`, `settled`: what /readyz shows and needs (`monitor.leadership_probes`).
 
 Without `state.url` (SQLite) there is no lease: the process always leads and `run` only calls
 the job, as before. What does not live here: the lease SQL and its loop (`monitor.leader`),
-the fence check (`monitor.store.postgres`), the HTTP endpoints (`monitor.server`).
+the fence check (`monitor.store.postgres`), the metrics of changes
+(`monitor.leadership_changes`), the HTTP endpoints (`monitor.server`).
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from typing import TypeVar
 
 import asyncpg
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from monitor.config import StateSettings
 from monitor.health import Health
 from monitor.leader import Fence, FencedOff, LeaseKeeper, make_holder_id
+from monitor.leadership_changes import LeadershipChanges
 from monitor.models import QueueResult
 from monitor.shard_state import LEASE_NAME
 from monitor.store import StoreFencedOff
@@ -49,8 +52,6 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 LEADER, STANDBY = "leader", "standby"
-CHANGE_REASONS = ("acquired", "released", "taken_over", "renew_failed", "deadline", "fenced")
-"""The `reason` label values of `dli_monitor_leader_changes_total` (a bounded set)."""
 STANDBY_REASON = "standby"
 """The `QueueResult.reason` of a target a standby did not poll."""
 
@@ -59,16 +60,6 @@ Forget = Callable[[], Awaitable[None] | None]
 
 _PINNED: ContextVar[Fence | None] = ContextVar("dli_monitor_term_fence", default=None)
 """The fence of the term the current guarded run started in (None outside guarded runs)."""
-
-
-_LABELS = (("released", "released"), ("lease lost", "taken_over"), ("renew failed", "renew_failed"))
-
-
-def change_reason(leading: bool, reason: str) -> str:
-    """The bounded label for one of the keeper's change reasons."""
-    if leading:
-        return "acquired"
-    return next((label for start, label in _LABELS if reason.startswith(start)), "deadline")
 
 
 def _taken_over(exc: StoreFencedOff, fence: Fence) -> bool:
@@ -93,38 +84,18 @@ class Leadership:
         """`keeper` None: no lease (SQLite), this process always leads."""
         self._keeper = keeper
         self._health = health
-        self._clock = clock
         self._shared: list[Forget] = []
         self._term: Fence | None = None
         """The term the last guarded run started in."""
         self._job_terms: dict[str, Fence] = {}
         self._cycled = False
         """A cycle completed in `_term`."""
-        self._since = clock()
-        """When this replica last became the leader (or was built)."""
         self._dead: Fence | None = None
         """A fence the store refused because another holder took over (the keeper will see)."""
         self._fenced_term: Fence | None = None
-        self._loss_counted = True
-        self.gauge = Gauge(
-            "dli_monitor_leader",
-            "1 while this replica holds the leader lease, polls and delivers; 0 for a standby"
-            " (always 1 without state.url).",
-            registry=registry,
-        )
-        self.gauge.set_function(lambda: 1.0 if self.leading else 0.0)
-        self.changes = Counter(
-            "dli_monitor_leader_changes_total",
-            "Changes of this replica's leadership by reason: acquired, released, taken_over,"
-            " renew_failed, deadline (its renewals stopped in time, e.g. frozen), fenced (the"
-            " database refused a write first).",
-            ["reason"],
-            registry=registry,
-        )
-        for reason in CHANGE_REASONS:
-            self.changes.labels(reason=reason)
+        self._changes = LeadershipChanges(registry, lambda: self.leading, clock)
         if keeper is not None:
-            keeper.on_change(self._changed)
+            keeper.on_change(self._changes.keeper_changed)
 
     @classmethod
     def from_settings(
@@ -296,9 +267,7 @@ class Leadership:
         keeper = self._keeper
         if keeper is not None and keeper.fence == fence and _taken_over(exc, fence):
             self._dead = fence  # the keeper has not seen it yet; stop acting now
-            if not self._loss_counted:
-                self._loss_counted = True
-                self.changes.labels(reason="fenced").inc()
+            self._changes.fenced_off()
             log.warning("leadership lost: a write was fenced off", job=name, detail=str(exc))
             return
         log.info(
@@ -307,17 +276,6 @@ class Leadership:
             token=fence.token,
             detail=str(exc),
         )
-
-    def _changed(self, leading: bool, reason: str) -> None:
-        """The keeper's change callback: count it (once per loss) and note when it began."""
-        if leading:
-            self._loss_counted = False
-            self._since = self._clock()
-        elif self._loss_counted:
-            return
-        else:
-            self._loss_counted = True
-        self.changes.labels(reason=change_reason(leading, reason)).inc()
 
     def role_view(self) -> dict[str, object]:
         """This replica's role for /readyz and /api/status."""
@@ -337,7 +295,7 @@ class Leadership:
     @property
     def leading_for_s(self) -> float:
         """Seconds since this replica last became the leader."""
-        return self._clock() - self._since
+        return self._changes.leading_for_s
 
 
 def _lease_connect(

@@ -20,7 +20,7 @@ from typing import Protocol
 from monitor.models import Clock
 from monitor.models_explain import DEFERRED, DELIVERED, EventRecord
 from monitor.ratelimit import RateBudget, Window, padded
-from monitor.store.contract import Outbox, SendLog
+from monitor.store.contract_delivery import Outbox, SendLog
 
 
 class SinkStore(Outbox, SendLog, Protocol):

@@ -142,7 +142,16 @@ ALLOWED: dict[str, set[str]] = {
         "status_sinks",
         "wiring",
     },
-    "leadership": {"config", "health", "leader", "models", "shard_state", "store"},
+    "leadership_changes": set(),
+    "leadership": {
+        "config",
+        "health",
+        "leader",
+        "leadership_changes",
+        "models",
+        "shard_state",
+        "store",
+    },
     "leadership_probes": {"health", "leadership"},
     "pipeline": {
         "models",

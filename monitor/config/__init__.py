@@ -4,9 +4,12 @@ The package re-exports its public API; the modules split it by concept:
 
 - `durations`: `30s`/`5m`/`1h30m` text to seconds and back.
 - `fields`: annotated value types (durations, secrets, URLs, names, queues) and their validators.
-- `models`: the pydantic models, from `Settings` (the whole file) down.
+- `models`: the pydantic models, from `Settings` (the whole file) down; the larger keys have
+  their own modules below.
 - `dli`: `DliSettings` (one project) and `dli:` as a mapping or a list of projects, normalised
   into `ProjectSettings` (`Settings.projects`).
+- `state`: `StateSettings`, the SQLite file or the PostgreSQL URL (and `postgres_url`).
+- `server`: `ServerSettings` and `ServerAuthSettings`, the HTTP server and its credentials.
 - `metrics`: `MetricsSettings`, the per-job metric series' TTL, cap and job-name filters.
 - `rules`: `RulesSettings`, the lifecycle rules' thresholds (stuck, overdue).
 - `load`: YAML reading, `${ENV}` references, `*_file` secrets, `load_settings`/`parse_settings`.

@@ -1,8 +1,11 @@
-"""The pydantic models of the configuration file, from `Settings` (the whole file) down.
+"""The pydantic models of the configuration file: `Settings` (the whole file) and its small keys.
 
 Every model is frozen and forbids unknown keys, and every field has a description: those
-descriptions are the reference table in docs/configuration.md. Cross-field rules (unique sink
-names, a valid `listen` address) live here as validators.
+descriptions are the reference table in docs/configuration.md. Here: `Settings` with its
+cross-field rules (unique sink names, the top-level `queues` only with a `dli:` mapping),
+`PollSettings` and `DeliverySettings`. Each larger key has its own module (`dli`, `state`,
+`server`, `sinks`, `routing`, `rules`, `metrics`); the models of `dli`, `state` and `server`
+are re-exported here too.
 
 What does not live here: reading the file, `${ENV}` and `*_file` resolution
 (`monitor.config.load`), and showing or documenting settings (`monitor.config.docs`).
@@ -10,9 +13,7 @@ What does not live here: reading the file, `${ENV}` and `*_file` resolution
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -39,20 +40,18 @@ from monitor.config.dli import (
 )
 from monitor.config.fields import (
     Duration,
-    Kind,
     OptionalQueues,
-    OptionalSecret,
     PositiveDuration,
-    SecretFile,
     SinkName,
-    Text,
     problem,
     reraisable,
 )
 from monitor.config.metrics import MetricsSettings
 from monitor.config.routing import RouteSettings, sink_name_problems
 from monitor.config.rules import RulesSettings
+from monitor.config.server import ServerAuthSettings, ServerSettings
 from monitor.config.sinks import SinkSettings
+from monitor.config.state import StateSettings, postgres_url
 
 __all__ = [
     "AkSkAuthSettings",
@@ -69,6 +68,7 @@ __all__ = [
     "Settings",
     "StateSettings",
     "TokenAuthSettings",
+    "postgres_url",
 ]
 
 
@@ -107,151 +107,6 @@ class PollSettings(_Model):
         description="Incremental mode: how far below the last high water (by create_time) the"
         " newest-first walk reads again, against jobs that become visible late.",
     )
-
-
-class StateSettings(_Model):
-    """Where the snapshot and the outbox are kept: a SQLite file, or PostgreSQL (`url`)."""
-
-    path: Path = Field(
-        default=Path("./dli-monitor.db"),
-        description="SQLite file (relative to the working directory; `:memory:` for tests);"
-        " used when `url` is not set.",
-    )
-    url: Annotated[str, Kind("URL")] | None = Field(
-        default=None,
-        description="PostgreSQL instead of the file, shared by a leader and its standbys:"
-        " `postgresql://user@host:port/db`, without a password (see `password_file`).",
-    )
-    password: OptionalSecret = Field(
-        default=None,
-        description="PostgreSQL password; none = `PGPASSWORD` or `~/.pgpass`.",
-    )
-    password_file: SecretFile = Field(
-        default=None, description="File holding the PostgreSQL password instead."
-    )
-    lease_ttl: Duration = Field(
-        default=5.0,
-        ge=0.3,
-        le=300,
-        description="With `url`: how long the leader's lease in PostgreSQL lasts unrenewed"
-        " (renewed every third of it); a standby takes over within twice this after the"
-        " leader dies, freezes or loses the database.",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return postgres_url(value.strip())
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _password_needs_url(
-        cls, data: object, handler: ModelWrapValidatorHandler[StateSettings]
-    ) -> StateSettings:
-        result = handler(data)
-        if result.password is not None and result.url is None:
-            key = "password_file" if result.password_file is not None else "password"
-            message = "a PostgreSQL password needs state.url (the SQLite file has none)"
-            raise ValidationError.from_exception_data("state", [problem((key,), message)])
-        return result
-
-    @property
-    def location(self) -> str | Path:
-        """What `open_store` takes: the PostgreSQL URL when set, else the SQLite path."""
-        return self.url if self.url is not None else self.path
-
-    def password_value(self) -> str | None:
-        """The PostgreSQL password in clear (only to hand to the driver), or None."""
-        return None if self.password is None else self.password.get_secret_value()
-
-
-def postgres_url(text: str, *, password_hint: str = "state.password_file") -> str:
-    """`text` when it is a password-free `postgresql://` URL, else ValueError (value not shown);
-    `password_hint` names where the password goes instead."""
-    try:
-        parts = urlsplit(text)
-        _ = parts.port
-    except ValueError:
-        raise ValueError("not a valid URL: use postgresql://user@host:port/db") from None
-    if parts.scheme.lower() not in ("postgresql", "postgres"):
-        raise ValueError("must be a postgresql:// (or postgres://) URL")
-    query_keys = {key.lower() for key, _ in parse_qsl(parts.query)}
-    if parts.password is not None or "password" in query_keys:
-        raise ValueError(
-            "must not hold a password: write it to a file (a mounted Secret) and name that file"
-            f" in {password_hint}"
-        )
-    return text
-
-
-class ServerAuthSettings(_Model):
-    """Credentials `/metrics` and the read-only views ask for; the probes stay open."""
-
-    bearer_token: OptionalSecret = Field(
-        default=None, description="Token scrapers send as `Authorization: Bearer <token>`."
-    )
-    bearer_token_file: SecretFile = Field(
-        default=None, description="File holding the bearer token instead."
-    )
-    username: Text | None = Field(default=None, description="Basic auth user name.")
-    password: OptionalSecret = Field(default=None, description="Basic auth password.")
-    password_file: SecretFile = Field(default=None, description="File holding the password.")
-
-    @model_validator(mode="after")
-    def _one_scheme(self) -> ServerAuthSettings:
-        basic = self.username is not None or self.password is not None
-        if basic and self.bearer_token is not None:
-            raise ValueError("give a bearer_token or username and password, not both")
-        if basic and (self.username is None or self.password is None):
-            raise ValueError("basic auth needs both username and password")
-        if not basic and self.bearer_token is None:
-            raise ValueError("give a bearer_token, or username and password")
-        return self
-
-
-class ServerSettings(_Model):
-    """The HTTP server for /metrics, /healthz and /readyz."""
-
-    listen: str = Field(
-        default="0.0.0.0:9108", description="HOST:PORT to listen on ([::]:9108 for IPv6)."
-    )
-    enabled: bool = Field(default=True, description="Serve metrics and probes at all.")
-    auth: ServerAuthSettings | None = Field(
-        default=None,
-        description="Ask for credentials on /metrics and the /api views (/healthz and /readyz"
-        " stay open for the kubelet); none = open.",
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        _split_listen(value)
-        return value
-
-    @property
-    def host(self) -> str:
-        """The address to bind, without IPv6 brackets."""
-        return _split_listen(self.listen)[0]
-
-    @property
-    def port(self) -> int:
-        """The port to bind; 0 picks a free one."""
-        return _split_listen(self.listen)[1]
-
-
-def _split_listen(value: str) -> tuple[str, int]:
-    host, colon, port = value.strip().rpartition(":")
-    if not colon or not host or not (port.isascii() and port.isdigit()):
-        raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:9108 or [::]:9108")
-    if host.startswith("[") and host.endswith("]") and len(host) > 2:
-        host = host[1:-1]
-    elif ":" in host or "[" in host or "]" in host:
-        raise ValueError("an IPv6 address goes in brackets, e.g. [::]:9108")
-    if int(port) > 65535:
-        raise ValueError("port must be 0-65535")
-    return host, int(port)
 
 
 class DeliverySettings(_Model):

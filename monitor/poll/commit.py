@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 import structlog
 
 from monitor.config.rules import RulesSettings
-from monitor.diff import Baseline, diff
+from monitor.diff import Baseline, DiffResult, diff
 from monitor.metrics import Metrics
-from monitor.models import Event, EventKind, Job, PollMark, ProjectRef, QueueResult
+from monitor.models import Event, EventKind, HistoryUpdate, Job, PollMark, ProjectRef, QueueResult
 from monitor.models_explain import Sighting
 from monitor.poll.observation import Observation
 from monitor.routing import Router, RoutingPass
@@ -105,11 +105,7 @@ class Committer:
         self._note(target, observation)
         key = self._project.key(target)
         previous = await self.snapshot(target, now)
-        known, stored = previous, {}
-        if previous is not None:
-            unknown = [job_id for job_id in observation.sightings if job_id not in previous]
-            stored = await self._store.lookup_jobs(key, unknown) if unknown else {}
-            known = {**previous, **stored} if stored else previous
+        known, stored = await self._known(key, previous, observation)
         mark = observation.mark
         floor = mark.baseline_floor if mark is not None else None
         result = diff(
@@ -122,14 +118,7 @@ class Committer:
             complete=observation.complete,
             baseline_before=floor,
         )
-        events, history = result.events, None
-        if previous is not None:  # the baseline stays silent, rules included
-            memory = await self._store.load_rule_memory(key)
-            outcome = evaluate(
-                result.snapshot, events, memory, target=key, now=now, settings=self._rules
-            )
-            events, history = outcome.events, outcome.update
-        events = tuple(self._stamp(event) for event in events)
+        events, history = await self._apply_rules(key, result, now, baseline=previous is None)
         routing = await self._router.for_commit(now)
         inserted = await self._store.commit_poll(
             key,
@@ -143,11 +132,7 @@ class Committer:
             sightings=_sightings(key, known, result.upserts, now, cycle_id, floor=floor),
             cycle_id=cycle_id,
         )
-        self._marks[target] = mark if mark is not None else self._marks.get(target)
-        kept = self._keep(result.snapshot, now)
-        self._snapshots[target] = kept
-        counted = self._rehome(target, result.snapshot, kept, stored)
-        self._metrics.set_snapshot(key, kept.values(), counted, project=self._project)
+        kept = self._remember(target, result.snapshot, stored, mark, now)
         self._count(target, inserted, observation, routing)
         if previous is None:
             log.info("baseline recorded", jobs=len(result.snapshot))
@@ -158,6 +143,49 @@ class Committer:
             events=len(inserted),
             baseline=previous is None,
         )
+
+    async def _known(
+        self, key: str, previous: dict[str, Job] | None, observation: Observation
+    ) -> tuple[dict[str, Job] | None, dict[str, Job]]:
+        """What is known of the target (memory, plus the stored records of jobs the
+        observation shows that memory does not hold), and those stored records alone."""
+        if previous is None:
+            return None, {}
+        unknown = [job_id for job_id in observation.sightings if job_id not in previous]
+        stored = await self._store.lookup_jobs(key, unknown) if unknown else {}
+        return ({**previous, **stored} if stored else previous), stored
+
+    async def _apply_rules(
+        self, key: str, result: DiffResult, now: datetime, *, baseline: bool
+    ) -> tuple[tuple[Event, ...], HistoryUpdate | None]:
+        """The diff's events with the lifecycle rules' added (none on a silent baseline), each
+        stamped with its project, and the rule memory to write with them."""
+        events, history = result.events, None
+        if not baseline:  # the baseline stays silent, rules included
+            memory = await self._store.load_rule_memory(key)
+            outcome = evaluate(
+                result.snapshot, events, memory, target=key, now=now, settings=self._rules
+            )
+            events, history = outcome.events, outcome.update
+        return tuple(self._stamp(event) for event in events), history
+
+    def _remember(
+        self,
+        target: str,
+        snapshot: dict[str, Job],
+        stored: dict[str, Job],
+        mark: PollMark | None,
+        now: datetime,
+    ) -> dict[str, Job]:
+        """After the commit: update memory (snapshot, mark, counted history) and the job
+        metrics; returns what memory keeps of the target."""
+        self._marks[target] = mark if mark is not None else self._marks.get(target)
+        kept = self._keep(snapshot, now)
+        self._snapshots[target] = kept
+        counted = self._rehome(target, snapshot, kept, stored)
+        key = self._project.key(target)
+        self._metrics.set_snapshot(key, kept.values(), counted, project=self._project)
+        return kept
 
     def _stamp(self, event: Event) -> Event:
         """The event with the project (and region) it belongs to."""

@@ -142,55 +142,72 @@ class Cycle:
         with structlog.contextvars.bound_contextvars(
             cycle_id=self._cycle_id, project=project.name, region=project.region
         ):
-            if self._incremental is None:
-                polls = (self._poll_full(target, now, started) for target in self._options.targets)
-                results = list(await asyncio.gather(*polls))
-            else:
-                results = await self._poll_incremental(self._incremental, now, started)
+            results = await self._observe(now, started)
             if self._fenced is not None:  # no longer the leader: no report, no delivery
                 fenced, self._fenced = self._fenced, None
                 raise fenced
             spent = self._client.requests_sent - requests
-            self._metrics.poll.observe_cycle(spent, project=project)
-            if self._planner is not None:
-                if self._incremental is None:
-                    self._planner.record_core(spent)
-                interval = self._planner.effective_interval_s
-                self._metrics.poll.set_interval(interval, project=project)
-            loop = asyncio.get_running_loop()
-            delivery = await self._dispatcher.drain(
-                deadline=loop.time() + self._options.delivery_budget_s
-            )
-            self._write_ok()
-            outbox = await self._store.outbox_summary()
-            self._metrics.set_outbox(outbox)
-            report = CycleReport(
-                results=tuple(results),
-                delivered=delivery.delivered,
-                failed=delivery.failed,
-                pending=sum(count for count, _oldest in outbox.values()),
-                duration_s=time.monotonic() - started,
-            )
+            self._record_requests(spent)
+            report = await self._deliver(results, started)
             self._health.record_cycle(
                 ok=report.ok, at=now, project=project.name, region=project.region
             )
             self._metrics.projects.observe_cycle(project, ok=report.ok, at=now)
-            log.info(
-                "cycle completed",
-                mode="full" if self._incremental is None else "incremental",
-                targets_ok=sum(r.ok for r in results),
-                targets_failed=sum(not r.ok for r in results),
-                jobs=sum(r.jobs for r in results),
-                events=report.events,
-                delivered=report.delivered,
-                delivery_failed=report.failed,
-                pending=report.pending,
-                requests=spent,
-                costs=self._incremental.costs if self._incremental is not None else None,
-                cpu_s=round(time.process_time() - cpu, 4),
-                duration_s=round(report.duration_s, 3),
-            )
+            self._log_summary(report, spent=spent, cpu=cpu)
         return report
+
+    async def _observe(self, now: datetime, started: float) -> list[QueueResult]:
+        """Observe and commit every target, in the configured mode; one result per target."""
+        if self._incremental is None:
+            polls = (self._poll_full(target, now, started) for target in self._options.targets)
+            return list(await asyncio.gather(*polls))
+        return await self._poll_incremental(self._incremental, now, started)
+
+    def _record_requests(self, spent: int) -> None:
+        """Count the cycle's requests, and let the planner stretch the interval to the budget."""
+        project = self._project
+        self._metrics.poll.observe_cycle(spent, project=project)
+        if self._planner is not None:
+            if self._incremental is None:
+                self._planner.record_core(spent)
+            interval = self._planner.effective_interval_s
+            self._metrics.poll.set_interval(interval, project=project)
+
+    async def _deliver(self, results: list[QueueResult], started: float) -> CycleReport:
+        """Drain the outbox within the delivery budget; the cycle's report, with what is left."""
+        loop = asyncio.get_running_loop()
+        delivery = await self._dispatcher.drain(
+            deadline=loop.time() + self._options.delivery_budget_s
+        )
+        self._write_ok()
+        outbox = await self._store.outbox_summary()
+        self._metrics.set_outbox(outbox)
+        return CycleReport(
+            results=tuple(results),
+            delivered=delivery.delivered,
+            failed=delivery.failed,
+            pending=sum(count for count, _oldest in outbox.values()),
+            duration_s=time.monotonic() - started,
+        )
+
+    def _log_summary(self, report: CycleReport, *, spent: int, cpu: float) -> None:
+        """The cycle's one summary line (`cpu` is the process time when it started)."""
+        results = report.results
+        log.info(
+            "cycle completed",
+            mode="full" if self._incremental is None else "incremental",
+            targets_ok=sum(r.ok for r in results),
+            targets_failed=sum(not r.ok for r in results),
+            jobs=sum(r.jobs for r in results),
+            events=report.events,
+            delivered=report.delivered,
+            delivery_failed=report.failed,
+            pending=report.pending,
+            requests=spent,
+            costs=self._incremental.costs if self._incremental is not None else None,
+            cpu_s=round(time.process_time() - cpu, 4),
+            duration_s=round(report.duration_s, 3),
+        )
 
     async def snapshot(self, target: str) -> dict[str, Job] | None:
         """What memory holds of a target as of its last successful poll (None before the first)."""

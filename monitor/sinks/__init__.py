@@ -2,8 +2,9 @@
 
 `base` holds the contract (`Sink`, `SinkError`, `classify_status`); each other module is one
 family of destinations (`webhook`, `console`, and one module per chat product, sharing
-`content` for what a message says and `chat` for how it is posted). Which config `type` maps to
-which class is decided by the app, not here, so sinks never import the config.
+`content` for what a message says, `markup` for how text is escaped and cut, and `chat` for how
+it is posted). Which config `type` maps to which class is decided by the app, not here, so sinks
+never import the config.
 """
 
 from monitor.retry_after import parse_retry_after

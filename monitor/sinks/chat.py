@@ -22,8 +22,9 @@ from yarl import URL
 from monitor.models import Clock, Notification, utc_now
 from monitor.redact import redact_url
 from monitor.sinks.base import SinkError, classify_status, safe_text
-from monitor.sinks.content import MessageContext, Unit, size_of, truncate
+from monitor.sinks.content import MessageContext
 from monitor.sinks.http import Classifier, post
+from monitor.sinks.markup import Unit, size_of, truncate
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:

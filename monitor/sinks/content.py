@@ -6,32 +6,69 @@ duration, owner, job id, app id), the last log lines (redacted again here), a DL
 (of the event's project, in its region) and a footer with the event id. A queue is named
 `project · queue` for a project of a `dli:` list; the single form's project (`default`) goes
 unnamed, so its messages read as they always did. Each chat module turns a `Message` into its
-product's JSON; the `Markup` helpers and `truncate` are shared so every product cuts with the
-same "+N more" marker.
+product's JSON; `body_text` writes a message's body in one product's `Markup`.
 
-What does not live here: product JSON shapes (one module per product) and HTTP.
+What does not live here: the markup dialects, escaping of job text and `truncate`
+(`monitor.sinks.markup`; re-exported here for the callers that import them from this module),
+product JSON shapes (one module per product) and HTTP.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from monitor.models import DEFAULT_PROJECT, Event, EventKind, Notification
 from monitor.redact import redact_text
+from monitor.sinks.markup import (
+    LIGHT_MARKDOWN,
+    MARKDOWN,
+    QUOTED_MARKDOWN,
+    SLACK_MRKDWN,
+    Markup,
+    Unit,
+    from_job,
+    neutralise,
+    size_of,
+    truncate,
+)
 
 if TYPE_CHECKING:
     from monitor.sinks.templates import MessageTemplates
 
+__all__ = [
+    "CONSOLE_URL",
+    "LIGHT_MARKDOWN",
+    "MARKDOWN",
+    "QUOTED_MARKDOWN",
+    "SLACK_MRKDWN",
+    "Fact",
+    "Markup",
+    "Message",
+    "MessageContext",
+    "Severity",
+    "Unit",
+    "body_text",
+    "build_message",
+    "console_link",
+    "format_duration",
+    "from_job",
+    "neutralise",
+    "place",
+    "severity_of",
+    "size_of",
+    "streak_text",
+    "transition_text",
+    "truncate",
+]
+
 CONSOLE_URL = "https://console.huaweicloud.com/dli/?region={region}#/main/jobs/spark"
 """The DLI console's Spark job list for one region."""
-
-Unit = Literal["bytes", "chars"]
 
 
 class Severity(StrEnum):
@@ -279,73 +316,6 @@ def _digest(notification: Notification, context: MessageContext) -> Message:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Markup:
-    """A product's markdown dialect: how to escape, embolden, link and quote log lines."""
-
-    escape: Callable[[str], str]
-    bold: Callable[[str], str]
-    link: Callable[[str, str], str]
-    code: Callable[[tuple[str, ...]], str]
-
-
-def _fence(lines: tuple[str, ...]) -> str:
-    return "```\n" + "\n".join(line.replace("```", "'''") for line in lines) + "\n```"
-
-
-def _md_escape(text: str) -> str:
-    return "".join(f"\\{c}" if c in "\\`*_[]<>|#~" else c for c in text)
-
-
-_TAGS = str.maketrans({"<": "\u2039", ">": "\u203a"})
-_LINKS = str.maketrans({"[": "\uff3b", "]": "\uff3d"})
-
-
-def neutralise(text: str) -> str:
-    """Angle brackets become look-alikes, so text cannot smuggle `<at id=all>` or tags."""
-    return text.translate(_TAGS)
-
-
-def from_job(text: str) -> str:
-    """Text that came from a job (name, owner, queue, log line) with square brackets turned
-    into look-alikes, so it cannot become a markdown link `[click](http://…)` in any product;
-    tags are each product's escape's business."""
-    return text.translate(_LINKS)
-
-
-_neutralise = neutralise
-
-
-MARKDOWN = Markup(
-    escape=_md_escape,
-    bold=lambda text: f"**{text}**",
-    link=lambda label, url: f"[{label}]({url})",
-    code=_fence,
-)
-"""Markdown with backslash escapes (Discord)."""
-
-LIGHT_MARKDOWN = Markup(
-    escape=_neutralise,
-    bold=lambda text: f"**{text}**",
-    link=lambda label, url: f"[{label}]({url})",
-    code=lambda lines: _fence(tuple(_neutralise(line) for line in lines)),
-)
-"""Markdown of products without backslash escapes (Feishu cards): only tags are neutralised."""
-
-
-def _slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-SLACK_MRKDWN = Markup(
-    escape=_slack_escape,
-    bold=lambda text: f"*{text}*",
-    link=lambda label, url: f"<{url}|{label}>",
-    code=lambda lines: _fence(tuple(_slack_escape(line) for line in lines)),
-)
-"""Slack's mrkdwn."""
-
-
 def body_text(message: Message, markup: Markup) -> str:
     """The message below its title as markdown lines: facts, summary, jobs, logs, link."""
     esc = markup.escape
@@ -363,35 +333,3 @@ def body_text(message: Message, markup: Markup) -> str:
     if message.link:
         out.append(markup.link("Open in DLI console", message.link))
     return "\n".join(out)
-
-
-def size_of(text: str, unit: Unit) -> int:
-    """Length of `text` in UTF-8 bytes or in characters."""
-    return len(text.encode()) if unit == "bytes" else len(text)
-
-
-def _cut(text: str, limit: int, unit: Unit) -> str:
-    if unit == "chars":
-        return text[: max(limit, 0)]
-    return text.encode()[: max(limit, 0)].decode("utf-8", errors="ignore")
-
-
-def truncate(text: str, limit: int, unit: Unit) -> str:
-    """`text` cut to `limit` at a line (or UTF-8) boundary, ending "… +N more lines"."""
-    if size_of(text, unit) <= limit:
-        return text
-    lines = text.split("\n")
-    for keep in range(len(lines) - 1, 0, -1):
-        candidate = "\n".join([*lines[:keep], f"… +{len(lines) - keep} more lines"])
-        if size_of(candidate, unit) <= limit:
-            return candidate
-    marker = f"… +{len(lines) - 1} more lines" if len(lines) > 1 else "… (truncated)"
-    return _cut(lines[0], limit - size_of(" " + marker, unit), unit) + " " + marker
-
-
-def _quote(lines: tuple[str, ...]) -> str:
-    return "\n".join(f"> {_neutralise(line)}" for line in lines)
-
-
-QUOTED_MARKDOWN = replace(LIGHT_MARKDOWN, code=_quote)
-"""Markdown without code fences (DingTalk, WeCom): log lines become quotes."""

@@ -18,7 +18,8 @@ from yarl import URL
 from monitor.models import Clock, Notification, utc_now
 from monitor.sinks.base import SinkError
 from monitor.sinks.chat import ChatSink, fit_body, vendor_code_error
-from monitor.sinks.content import QUOTED_MARKDOWN, MessageContext, body_text, build_message
+from monitor.sinks.content import MessageContext, body_text, build_message
+from monitor.sinks.markup import QUOTED_MARKDOWN
 from monitor.sinks.signing import dingtalk_query_suffix, dingtalk_timestamp
 
 MAX_BODY_BYTES = 20_000

@@ -18,8 +18,9 @@ from yarl import URL
 from monitor.models import Notification
 from monitor.sinks.base import SinkError, classify_status
 from monitor.sinks.chat import ChatSink, parse_json
-from monitor.sinks.content import MARKDOWN, MessageContext, Severity, body_text, build_message
-from monitor.sinks.content import truncate as cut
+from monitor.sinks.content import MessageContext, Severity, body_text, build_message
+from monitor.sinks.markup import MARKDOWN
+from monitor.sinks.markup import truncate as cut
 
 MAX_DESCRIPTION_CHARS = 4096
 MAX_TITLE_CHARS = 256

@@ -17,7 +17,8 @@ import aiohttp
 from monitor.models import Clock, Notification, utc_now
 from monitor.sinks.base import SinkError
 from monitor.sinks.chat import ChatSink, fit_body, vendor_code_error
-from monitor.sinks.content import LIGHT_MARKDOWN, MessageContext, Severity, body_text, build_message
+from monitor.sinks.content import MessageContext, Severity, body_text, build_message
+from monitor.sinks.markup import LIGHT_MARKDOWN
 from monitor.sinks.signing import feishu_body_fields, feishu_timestamp
 
 MAX_BODY_BYTES = 20 * 1024

@@ -14,7 +14,8 @@ from typing import Any
 from monitor.models import Notification
 from monitor.sinks.base import SinkError, classify_status, safe_text
 from monitor.sinks.chat import ChatSink
-from monitor.sinks.content import SLACK_MRKDWN, MessageContext, body_text, build_message, truncate
+from monitor.sinks.content import MessageContext, body_text, build_message
+from monitor.sinks.markup import SLACK_MRKDWN, truncate
 
 MAX_SECTION_CHARS = 3000
 MAX_HEADER_CHARS = 150

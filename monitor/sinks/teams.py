@@ -12,14 +12,8 @@ from typing import Any
 
 from monitor.models import Notification
 from monitor.sinks.chat import ChatSink, fit_body
-from monitor.sinks.content import (
-    Message,
-    MessageContext,
-    Severity,
-    build_message,
-    neutralise,
-    truncate,
-)
+from monitor.sinks.content import Message, MessageContext, Severity, build_message
+from monitor.sinks.markup import neutralise, truncate
 
 MAX_BODY_BYTES = 28 * 1024
 BODY_MARGIN = 1024

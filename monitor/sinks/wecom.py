@@ -14,14 +14,8 @@ from typing import Any
 from monitor.models import Notification
 from monitor.sinks.base import SinkError
 from monitor.sinks.chat import ChatSink, vendor_code_error
-from monitor.sinks.content import (
-    QUOTED_MARKDOWN,
-    MessageContext,
-    Severity,
-    body_text,
-    build_message,
-    truncate,
-)
+from monitor.sinks.content import MessageContext, Severity, body_text, build_message
+from monitor.sinks.markup import QUOTED_MARKDOWN, truncate
 
 MAX_CONTENT_BYTES = 4096
 """WeCom's cap on `markdown.content`, in UTF-8 bytes (errcode 40058 beyond it)."""

@@ -1,12 +1,13 @@
 """The monitor's state: snapshots, rule memory, the outbox, send times, silences and the trail.
 
 One contract per concern (`monitor.store.contract`: `SnapshotStore`, `RuleMemoryStore`,
-`Outbox`, `SendLog`, `SilenceStore`, `TrailStore`, and `Store`, all of them), the values and
-errors they share (`monitor.store.types`), and the backends behind them: `monitor.store.sqlite`
-(the default, one local file) and `monitor.store.postgres` (one database shared by a leader and
-its standbys, writes fenced by the leader lease). The central promise is `Store.commit_poll`: a
-poll's snapshot rows, events, outbox rows, decisions, sightings, rule memory and poll mark are
-written in ONE transaction. `open_reader` opens a store only to read it (`dli-monitor explain`).
+`SilenceStore`, `TrailStore`, and `Store`, all of them; `monitor.store.contract_delivery`:
+`Outbox`, `SendLog`), the values and errors they share (`monitor.store.types`), and the backends
+behind them: `monitor.store.sqlite` (the default, one local file) and `monitor.store.postgres`
+(one database shared by a leader and its standbys, writes fenced by the leader lease). The
+central promise is `Store.commit_poll`: a poll's snapshot rows, events, outbox rows, decisions,
+sightings, rule memory and poll mark are written in ONE transaction. `open_reader` opens a store
+only to read it (`dli-monitor explain`).
 
 The store takes nothing from the layers above it: the types it persists are domain values
 (`monitor.models`, `monitor.models_silence`, `monitor.models_explain`), their JSON shape is
@@ -19,14 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.store.contract import (
-    Outbox,
     RuleMemoryStore,
-    SendLog,
     SilenceStore,
     SnapshotStore,
     Store,
     TrailStore,
 )
+from monitor.store.contract_delivery import Outbox, SendLog
 from monitor.store.sqlite import SCHEMA_VERSION, SqliteStore
 from monitor.store.types import (
     DELIVERED,

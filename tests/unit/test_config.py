@@ -608,12 +608,12 @@ def test_formatted_durations_parse_back_to_the_same_seconds(seconds: float) -> N
 
 
 def test_every_field_of_every_model_has_a_description() -> None:
-    from monitor.config import dli, sinks
+    from monitor.config import dli, server, sinks, state
     from monitor.config import models as config
 
     models = [
         value
-        for module in (config, dli, sinks)
+        for module in (config, dli, server, sinks, state)
         for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)

@@ -4,7 +4,7 @@ Events and their outbox rows (and each new event's decision) are inserted only i
 `commit_poll`'s transaction, through `insert_events`; the dispatcher then claims rows with `due`
 and marks them with the methods below, each write one transaction that also records the
 attempts (one statement: the update's returned rows feed the insert). What the rows mean is in
-`monitor.store.contract.Outbox`; the SQLite twin is `monitor.store.sqlite.outbox`.
+`monitor.store.contract_delivery.Outbox`; the SQLite twin is `monitor.store.sqlite.outbox`.
 
 Fenced (with a fence provider, the lease is checked first inside the transaction): `due` (the
 claim), every `mark_*`, `defer` and `release_retries`. So a deposed leader can neither take rows

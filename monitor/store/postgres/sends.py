@@ -1,6 +1,6 @@
 """PostgreSQL: the `SendLog` concern — table `sends`.
 
-What the rows mean is in `monitor.store.contract.SendLog`; the SQLite twin is
+What the rows mean is in `monitor.store.contract_delivery.SendLog`; the SQLite twin is
 `monitor.store.sqlite.sends`. Not fenced: a send that happened is recorded whoever leads now.
 """
 

@@ -3,7 +3,7 @@
 Events and their outbox rows (and each new event's decision) are inserted only inside
 `commit_poll`'s transaction, through `insert_events`; the dispatcher then reads and marks rows
 with the methods below, each write one transaction that also records the attempt
-(`monitor.store.sqlite.trail`). What the rows mean is in `monitor.store.contract.Outbox`.
+(`monitor.store.sqlite.trail`). What the rows mean is in `monitor.store.contract_delivery.Outbox`.
 """
 
 from __future__ import annotations

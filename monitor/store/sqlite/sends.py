@@ -1,6 +1,6 @@
 """SQLite: the `SendLog` concern — table `sends`.
 
-What the rows mean is in `monitor.store.contract.SendLog`.
+What the rows mean is in `monitor.store.contract_delivery.SendLog`.
 """
 
 from __future__ import annotations
