@@ -129,14 +129,24 @@ class Dispatcher:
             log.info("retries brought forward after a clock step", rows=released)
         return released
 
-    async def _restore_budgets(self) -> None:
-        """Feed each budget the send times the store remembers (from before a restart)."""
+    async def _restore(self) -> None:
+        """At start (and each new term): feed each budget the send times the store remembers,
+        and make due the retries waiting longer than any backoff could have set. Those times
+        were written on a clock running ahead of this one (a clock stepped back across a
+        restart, or another replica's): without this they would wait out the difference.
+        A long `Retry-After` is cut short too; its sink answers with it again."""
         now = self._clock()
+        beyond = now + timedelta(seconds=self._policy.longest_delay)
         for name, budget in self._budgets.items():
             if budget.horizon_s > 0:
                 since = now - timedelta(seconds=budget.horizon_s)
                 for at in await self._store.recent_sends(name, since):
                     budget.record(at)
+            released = await self._store.release_retries(name, now, beyond=beyond)
+            if released:
+                log.info(
+                    "retries set on a clock running ahead brought forward", sink=name, rows=released
+                )
         self._restored = True
 
     async def drain(self, *, deadline: float | None = None) -> DeliveryReport:
@@ -148,7 +158,7 @@ class Dispatcher:
         async with self._lock:
             try:
                 if not self._restored:
-                    await self._restore_budgets()
+                    await self._restore()
                 await self._record_unrecorded()
                 report = await self._drain(deadline)
             except StoreFencedOff:

@@ -43,6 +43,11 @@ class DeliveryPolicy:
         if self.digest_limit < 2:
             raise ValueError("digest_limit must be at least 2")
 
+    @property
+    def longest_delay(self) -> float:
+        """The longest wait `delay` can give (the last backoff step with all of the jitter)."""
+        return max(self.backoff, default=0.0) * (1.0 + self.jitter)
+
     def delay(self, attempts: int, spread: float = 0.0) -> float:
         """Seconds to wait after the attempt that made `attempts` failures in a row (1-based);
         `spread` in [0, 1) picks where within the jitter the wait lands."""

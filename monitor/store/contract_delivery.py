@@ -134,9 +134,12 @@ class Outbox(Protocol):
         """
         ...
 
-    async def release_retries(self, sink: str, now: datetime) -> int:
-        """Make every pending row of `sink` that already failed and waits past `now` due at
-        `now`; returns how many. Not an attempt: `attempts` and `last_error` stay."""
+    async def release_retries(
+        self, sink: str, now: datetime, *, beyond: datetime | None = None
+    ) -> int:
+        """Make every pending row of `sink` that already failed and waits past `beyond`
+        (default `now`) due at `now`; returns how many. Not an attempt: `attempts` and
+        `last_error` stay."""
         ...
 
     async def pending_by_sink(self) -> dict[str, int]:

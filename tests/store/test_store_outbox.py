@@ -179,6 +179,20 @@ async def test_releasing_retries_makes_only_failed_waiting_rows_due_now(store: S
     assert await store.outcome(a.event_id, "hook") == ("pending", 1, "x")
 
 
+async def test_releasing_retries_beyond_a_time_leaves_the_nearer_waits_alone(store: Store) -> None:
+    near, far = event("a"), event("b")
+    await commit(store, [near, far])
+    await store.mark_retry(
+        near.event_id, "hook", next_attempt_at=T0 + timedelta(seconds=60), reason="x"
+    )
+    await store.mark_retry(
+        far.event_id, "hook", next_attempt_at=T0 + timedelta(seconds=200), reason="y"
+    )
+    assert await store.release_retries("hook", T0, beyond=T0 + timedelta(seconds=90)) == 1
+    assert [r.event.job.id for r in await store.due(T0)] == ["b"]
+    assert [r.event.job.id for r in await store.due(T0 + timedelta(seconds=60))] == ["a", "b"]
+
+
 async def test_send_times_survive_a_restart_and_old_ones_are_forgotten(
     store: Store, reopen: Reopen
 ) -> None:

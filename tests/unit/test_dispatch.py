@@ -243,6 +243,24 @@ async def test_after_a_restart_the_first_success_brings_earlier_retries_forward(
     assert await store.outcome(old.event_id, "hook") == ("delivered", 2, "")
 
 
+async def test_a_restart_makes_due_the_retries_a_clock_running_ahead_planned_too_far_out(
+    store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
+) -> None:
+    ahead, near = make_event(1), make_event(2)
+    await enqueue(store, clock, [ahead, near], ("hook",))
+    longest = POLICY.longest_delay
+    planned_ahead = clock() + timedelta(seconds=longest + 90)  # on a clock 90 s fast
+    await store.mark_retry(ahead.event_id, "hook", next_attempt_at=planned_ahead, reason="x")
+    planned_near = clock() + timedelta(seconds=longest)  # the longest wait the policy sets
+    await store.mark_retry(near.event_id, "hook", next_attempt_at=planned_near, reason="y")
+
+    hook.script([500])  # still failing: the first success would release every retry anyway
+    restarted = dispatcher(store, {"hook": webhook("hook", hook, session)}, clock)
+    assert (await restarted.drain()).retrying == 1
+    assert hook.event_ids() == [ahead.event_id]  # tried at once, not 90 s late
+    assert await store.outcome(near.event_id, "hook") == ("pending", 1, "y")  # a real wait
+
+
 async def test_a_400_fails_at_once_and_is_never_sent_again(
     store: Store, clock: ManualClock, hook: Receiver, session: aiohttp.ClientSession
 ) -> None:

@@ -114,16 +114,19 @@ class PostgresOutbox(OutboxMarks, PostgresBase):
             )
         return rowcount(status)
 
-    async def release_retries(self, sink: str, now: datetime) -> int:
-        """Make every pending row of `sink` that already failed and waits later than `now` due
-        at `now`; returns how many. Not an attempt: `attempts` and `last_error` stay."""
+    async def release_retries(
+        self, sink: str, now: datetime, *, beyond: datetime | None = None
+    ) -> int:
+        """Make every pending row of `sink` that already failed and waits later than `beyond`
+        (default `now`) due at `now`; returns how many. Not an attempt."""
         at = aware(now)
         async with self._transaction(fenced=True) as conn:
             status = await conn.execute(
                 "UPDATE outbox SET next_attempt_at = $1"
-                " WHERE sink = $2 AND status = 'pending' AND attempts > 0 AND next_attempt_at > $1",
+                " WHERE sink = $2 AND status = 'pending' AND attempts > 0 AND next_attempt_at > $3",
                 at,
                 sink,
+                max(at, aware(beyond or now)),
             )
         return rowcount(status)
 

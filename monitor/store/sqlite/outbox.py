@@ -102,14 +102,16 @@ class SqliteOutbox(OutboxMarks, SqliteBase):
             )
             return cursor.rowcount
 
-    async def release_retries(self, sink: str, now: datetime) -> int:
-        """Make every pending row of `sink` that already failed and waits later than `now` due
-        at `now`; returns how many. Not an attempt: `attempts` and `last_error` stay."""
+    async def release_retries(
+        self, sink: str, now: datetime, *, beyond: datetime | None = None
+    ) -> int:
+        """Make every pending row of `sink` that already failed and waits later than `beyond`
+        (default `now`) due at `now`; returns how many. Not an attempt."""
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE outbox SET next_attempt_at = ?"
                 " WHERE sink = ? AND status = 'pending' AND attempts > 0 AND next_attempt_at > ?",
-                (stamp(now), sink, stamp(now)),
+                (stamp(now), sink, stamp(max(now, beyond or now))),
             )
             return cursor.rowcount
 
