@@ -11,7 +11,9 @@ file, page size 100, no request budget) and measures, for each N:
 4. the pure differ on the same N jobs (baseline and steady diff), in microseconds per job;
 5. `Store.commit_poll` of the baseline snapshot into a fresh state file.
 
-It prints figures and never asserts on them. Usage::
+This file takes the measurements; the workload and the in-process servers are in
+`bench_cycle_rig`, the printed tables in `bench_cycle_report`. It prints figures and never
+asserts on them. Usage::
 
     python benchmarks/bench_cycle.py [--quick]
 """
@@ -22,26 +24,36 @@ import argparse
 import asyncio
 import gc
 import math
-import os
-import platform
-import random
 import resource
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root
+
+from benchmarks.bench_cycle_report import Row, print_machine, print_rows
+from benchmarks.bench_cycle_rig import (
+    ACCESS_KEY,
+    ACTIVE_SHARE,
+    CHANGE_SHARE,
+    MIN_CHANGES,
+    PROJECT,
+    QUEUES,
+    SECRET_KEY,
+    Receiver,
+    ServerClock,
+    monitor_config,
+    populate,
+    serving,
+)
 from monitor.app import Monitor
 from monitor.config import Settings, parse_settings
 from monitor.diff import diff
@@ -50,151 +62,10 @@ from monitor.models import Job
 from monitor.simulator import World, make_app
 from monitor.store import open_store
 
-PROJECT = "0123456789abcdef0123456789abcdef"
-ACCESS_KEY = "AKBENCH0000000000001"
-SECRET_KEY = "bench-secret-key-not-real-0001"
-QUEUES = ("etl", "adhoc", "reports", "ml")
-PAGE_SIZE = 100
-ACTIVE_SHARE = 0.02
-CHANGE_SHARE = 0.01
-MIN_CHANGES = 100
 STEADY_RUNS = 3
 """Unchanged cycles run; the one with the median wall time is reported."""
 PHASE_TIMEOUT_S = 240.0
 """No single phase (one cycle, one delivery wait) may run longer than this."""
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class ServerClock:
-    """Seconds the simulator spent inside its handlers (auth check, listing, JSON)."""
-
-    seconds: float = 0.0
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Time one request from the gateway to the finished response object."""
-        started = time.perf_counter()
-        try:
-            return await handler(request)
-        finally:
-            self.seconds += time.perf_counter() - started
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint that answers 200 and remembers which event ids it got."""
-
-    expected: int = 0
-    event_ids: set[str] = field(default_factory=set)
-    posts: int = 0
-    first_at: float | None = None
-    """`time.perf_counter()` when the first POST since `expect` arrived."""
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """Record one POST."""
-        body: Any = await request.json()
-        self.posts += 1
-        if self.first_at is None:
-            self.first_at = time.perf_counter()
-        if isinstance(body, dict):
-            self.event_ids.add(str(body.get("event_id", "")))
-        if self.expected and len(self.event_ids) >= self.expected:
-            self.done.set()
-        return web.json_response({"ok": True})
-
-    def expect(self, count: int) -> None:
-        """Start counting afresh; `done` is set once `count` distinct events arrived."""
-        self.expected = count
-        self.event_ids.clear()
-        self.posts = 0
-        self.first_at = None
-        self.done.clear()
-
-
-@dataclass
-class Row:
-    """The figures of one N."""
-
-    jobs: int
-    active: int
-    base_s: float = 0.0
-    base_requests: int = 0
-    base_server_s: float = 0.0
-    peak_mb: float = 0.0
-    rss_mb: float = 0.0
-    steady_s: float = 0.0
-    steady_requests: int = 0
-    steady_server_s: float = 0.0
-    changes: int = 0
-    change_s: float = 0.0
-    change_server_s: float = 0.0
-    events: int = 0
-    first_delivery_s: float = math.nan
-    all_delivered_s: float = math.nan
-    delivered: int = 0
-    diff_base_us: float = 0.0
-    diff_steady_us: float = 0.0
-    commit_s: float = 0.0
-
-
-def populate(world: World, jobs: int, active: int, seed: int = 7) -> list[str]:
-    """Add `jobs` jobs over `QUEUES`, `active` of them running/starting; returns their ids."""
-    rng = random.Random(seed)
-    start = world.clock() - timedelta(seconds=jobs + 60)
-    active_at = set(rng.sample(range(jobs), active))
-    active_ids: list[str] = []
-    for index in range(jobs):
-        if index in active_at:
-            state = "running" if index % 2 else "starting"
-        else:
-            state = "dead" if rng.random() < 0.15 else "success"
-        job = world.add_job(
-            queue=QUEUES[index % len(QUEUES)],
-            name=f"job-{index:06d}",
-            state=state,
-            owner=f"user{index % 13}",
-            created=start + timedelta(seconds=index),
-        )
-        if index in active_at:
-            active_ids.append(job.id)
-    return active_ids
-
-
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve `app` on 127.0.0.1 on a free port; yields its base URL."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
-
-
-def monitor_config(endpoint: str, hook: str, state: Path) -> dict[str, Any]:
-    """The config the monitor runs with: every queue, one webhook, no console, no server."""
-    return {
-        "dli": {
-            "endpoint": endpoint,
-            "project_id": PROJECT,
-            "auth": {"type": "aksk", "access_key": ACCESS_KEY, "secret_key": SECRET_KEY},
-            "page_size": PAGE_SIZE,
-            "request_timeout": "30s",
-            "max_requests_per_minute": 0,
-            "retry": {"attempts": 2, "backoff": [0]},
-        },
-        "queues": list(QUEUES),
-        "poll": {"interval": "120s"},
-        "state": {"path": str(state)},
-        "server": {"enabled": False},
-        "delivery": {"timeout": "10s", "batch_size": 100},
-        "sinks": [{"name": "hook", "type": "webhook", "url": hook}],
-    }
 
 
 async def timed_cycle(monitor: Monitor) -> float:
@@ -347,65 +218,6 @@ async def time_commit(snapshots: Sequence[dict[str, Job]], path: Path, now: date
         return total
     finally:
         await store.close()
-
-
-def print_machine(sizes: Sequence[int]) -> None:
-    """Python, platform, CPUs and library versions: what the figures depend on."""
-    print(f"python {platform.python_version()} ({platform.python_implementation()})")
-    print(f"platform {platform.platform()}, cpus {os.cpu_count()}")
-    print(f"aiohttp {aiohttp.__version__}, sqlite {sqlite3.sqlite_version}")
-    print(
-        f"N = {', '.join(f'{n:,}' for n in sizes)}; queues {len(QUEUES)}; page {PAGE_SIZE};"
-        f" active max(2% N, K); K = max(1% N, {MIN_CHANGES}); AK/SK on; state file in"
-        f" {tempfile.gettempdir()}"
-    )
-    print()
-
-
-def print_rows(rows: Sequence[Row]) -> None:
-    """Three tables: the baseline, the later cycles, and the parts measured alone."""
-    print("wall seconds; sim_s = inside the simulator's handlers, mon_s = wall - sim_s")
-    print()
-    print("1. baseline cycle (first poll)")
-    print(
-        f"{'N':>7} {'active':>6} {'requests':>8} {'wall_s':>7} {'sim_s':>6} {'mon_s':>6}"
-        f" {'mon_us/job':>10} {'py_peak_MB':>10} {'maxrss_MB':>9}"
-    )
-    for r in rows:
-        mon = r.base_s - r.base_server_s
-        print(
-            f"{r.jobs:>7,} {r.active:>6} {r.base_requests:>8} {r.base_s:>7.2f}"
-            f" {r.base_server_s:>6.2f} {mon:>6.2f} {mon / r.jobs * 1e6:>10.0f}"
-            f" {r.peak_mb:>10.1f} {r.rss_mb:>9.0f}"
-        )
-    print()
-    print(
-        "2. steady cycle (unchanged, median of 3)      3. K jobs change state (all_s: cycle start"
-        " until the receiver has all K)"
-    )
-    print(
-        f"{'N':>7} {'requests':>8} {'wall_s':>7} {'sim_s':>6} {'mon_s':>6}   {'K':>5}"
-        f" {'wall_s':>7} {'sim_s':>6} {'events':>6} {'first_s':>7} {'all_s':>6}"
-        f" {'delivered':>9}"
-    )
-    for r in rows:
-        print(
-            f"{r.jobs:>7,} {r.steady_requests:>8} {r.steady_s:>7.2f} {r.steady_server_s:>6.2f}"
-            f" {r.steady_s - r.steady_server_s:>6.2f}   {r.changes:>5} {r.change_s:>7.2f}"
-            f" {r.change_server_s:>6.2f} {r.events:>6} {r.first_delivery_s:>7.2f}"
-            f" {r.all_delivered_s:>6.2f} {r.delivered:>9}"
-        )
-    print()
-    print("4./5. parts alone (differ: best of 3, all targets; commit: baseline, fresh file)")
-    print(
-        f"{'N':>7} {'diff_base_us/job':>16} {'diff_steady_us/job':>18} {'commit_s':>8}"
-        f" {'commit_us/job':>13}"
-    )
-    for r in rows:
-        print(
-            f"{r.jobs:>7,} {r.diff_base_us:>16.1f} {r.diff_steady_us:>18.1f}"
-            f" {r.commit_s:>8.3f} {r.commit_s / r.jobs * 1e6:>13.1f}"
-        )
 
 
 async def main(sizes: Sequence[int]) -> None:

@@ -33,6 +33,8 @@ duplicates after each SIGKILL; what the daemon showed of each full disk), writes
 for the same job and state) exists, or the daemon exited unexpectedly during a disk_full
 episode; else 0. Redeliveries of the same event id are counted, not failed: delivery is at
 least once. Timings are printed, never judged.
+
+The daemon's config is `soak_config`'s, the analysis of the run `soak_analysis`'s.
 """
 
 from __future__ import annotations
@@ -40,13 +42,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import tempfile
 import time
-from collections import Counter
 from contextlib import AsyncExitStack
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -56,48 +55,12 @@ from benchmarks import scale_procs as procs
 from benchmarks import scale_support as sup
 from benchmarks import soak_faults as sf
 from benchmarks import soak_kills as kills
-from benchmarks.scale_sim import IAM_DOMAIN, IAM_PASSWORD, IAM_USER
+from benchmarks.soak_analysis import SoakRun, analyse
 from benchmarks.soak_clock import ClockFile, find_libfaketime, tools_required
-from benchmarks.soak_disk import DiskLane, DiskSpace, print_disk, tmpfs
-from benchmarks.soak_support import (
-    FaultyReceiver,
-    account,
-    largest_post,
-    print_summary,
-    redeliveries,
-)
-
-PAGE_SIZE = 20
-REQUEST_TIMEOUT_S = 2.0
-DELIVERY_TIMEOUT_S = 3.0
-IAM_USER_CONFIG = {"domain_name": IAM_DOMAIN, "username": IAM_USER, "password": IAM_PASSWORD}
-NOISE = re.compile(r"request_id=\w+|next run at: [^)]*|\d{4}-\d\d-\d\dT[\d:.+]+|by \d+:[\d:.]+")
-"""Parts of warning texts left out when counting them by kind."""
-
-
-def daemon_config(
-    interval: float, endpoint: str, project: str, hook: str, state: Path
-) -> dict[str, Any]:
-    """The daemon's config: every queue, incremental, IAM token, unlimited requests."""
-    return {
-        "dli": {
-            "endpoint": endpoint,
-            "project_id": project,
-            "auth": {"type": "token", "iam_endpoint": endpoint, **IAM_USER_CONFIG},
-            "page_size": PAGE_SIZE,
-            "request_timeout": REQUEST_TIMEOUT_S,
-            "max_requests_per_minute": 0,
-            "retry": {"attempts": 3, "backoff": [0.5, 1.0]},
-        },
-        "queues": sup.queue_names(sup.SCENARIOS["soak"].queues),
-        "poll": {"interval": interval, "mode": "incremental", "failure_retry": 1.0},
-        "state": {"path": str(state)},
-        "server": {"enabled": True, "listen": "127.0.0.1:0"},
-        "delivery": {"backoff": [1.0, 2.0, 4.0, 8.0], "timeout": DELIVERY_TIMEOUT_S},
-        "shutdown_timeout": 5.0,
-        "rules": {"stuck_starting_after": 0, "stuck_recovering_after": 0, "overdue_factor": 0},
-        "sinks": [{"name": "soak", "type": "webhook", "url": hook}],
-    }
+from benchmarks.soak_config import PAGE_SIZE, REQUEST_TIMEOUT_S, daemon_config
+from benchmarks.soak_disk import DiskLane, print_disk
+from benchmarks.soak_support import FaultyReceiver, print_summary
+from benchmarks.soak_tmpfs import DiskSpace, tmpfs
 
 
 class Lanes:
@@ -211,117 +174,7 @@ async def soak(
         await receiver.settle(1.0, args.interval + 5)
     if args.logs:
         kills.keep_logs(Path(args.logs), [sim, *supervisor.daemons])
-    return analyse(args, tmp, schedule, supervisor, receiver, clock, disk, drained)
-
-
-def _faults(
-    schedule: list[sf.Fault],
-    stats: dict[str, Any],
-    supervisor: kills.Supervisor,
-    receiver: FaultyReceiver,
-    clock: ClockFile,
-) -> dict[str, dict[str, Any]]:
-    """Per kind: how many were scheduled and how many really injected."""
-    injected = Counter(stats.get("faults_fired", {}))
-    injected.update(supervisor.signals)
-    injected.update(receiver.episodes)
-    injected[sf.CLOCK_JUMP] = len(clock.episodes)
-    scheduled = Counter(fault.kind for fault in schedule)
-    faults = {
-        kind: {"scheduled": scheduled[kind], "injected": injected[kind], "unit": sf.UNITS[kind]}
-        for kind in sf.ALL_KINDS
-    }
-    for kind, count in receiver.affected.items():
-        faults[kind]["requests_affected"] = count
-    return faults
-
-
-def _new_fault_figures(
-    per_kill: list[dict[str, Any]],
-    stats: dict[str, Any],
-    supervisor: kills.Supervisor,
-    receiver: FaultyReceiver,
-    clock: ClockFile,
-) -> dict[str, Any]:
-    """Raw duplicates per SIGKILL, token fetches and refreshes, clock jumps."""
-    sigkills = [row["redelivered"] for row in per_kill if row["kind"] != "sigterm"]
-    events = Counter[str]()
-    for daemon in supervisor.daemons:
-        events.update(daemon.events)
-    return {
-        "sigkills": len(sigkills),
-        "duplicates_raw_max_per_sigkill": max(sigkills, default=0),
-        "largest_post_events": largest_post(receiver.events),
-        "iam_tokens_issued": stats.get("iam_token_answers", {}).get("201", 0),
-        "daemon_token_fetches": events["IAM token obtained"],
-        "daemon_reauth_retries": sum(n for e, n in events.items() if "fresh credentials" in e),
-        "clock_jumps": len(clock.episodes),
-    }
-
-
-def analyse(
-    args: argparse.Namespace,
-    tmp: Path,
-    schedule: list[sf.Fault],
-    supervisor: kills.Supervisor,
-    receiver: FaultyReceiver,
-    clock: ClockFile,
-    disk: DiskLane,
-    drained: bool,
-) -> dict[str, Any]:
-    """Match the receipts with the ground truth; count the faults."""
-    truth = sup.Truth.load(tmp / "truth.jsonl")
-    cycles = supervisor.cycles()
-    good = [(row["start"], row["end"]) for row in cycles if row["ok"]]
-    go = truth.control_time("go") or 0.0
-    failing, jumps = receiver.failing_spans(), clock.spans()
-    accounting = account(truth, good, receiver.events, go, failing=failing, jumps=jumps)
-    stats = json.loads((tmp / "stats.json").read_text())
-    per_kill = redeliveries(receiver.events, supervisor.kills)
-    summary = accounting.summary()
-    summary.update(
-        restarts=supervisor.restarts,
-        unexpected_exits=supervisor.unexpected_exits,
-        sigterm_escalated_to_sigkill=supervisor.escalated,
-        cycles=len(cycles),
-        cycles_failed=sum(not row["ok"] for row in cycles),
-        drained=drained,
-        daemon_warnings=sum(len(daemon.warnings) for daemon in supervisor.daemons),
-        daemon_exit_codes=dict(Counter(str(d.proc.returncode) for d in supervisor.daemons)),
-        **_new_fault_figures(per_kill, stats, supervisor, receiver, clock),
-        **disk.summary(receiver.events),
-    )
-    ok = not (summary["missed"] or summary["false"] or summary["duplicates_real"])
-    ok = ok and not summary["disk_full_crashes"]
-    warnings = Counter(NOISE.sub("…", w) for daemon in supervisor.daemons for w in daemon.warnings)
-    not_injected = [*sf.NOT_INJECTED, *([] if clock.lib else [sf.CLOCK_JUMP])]
-    not_injected += [] if disk.space.available else [sf.DISK_FULL]
-    meta = {
-        "minutes": args.minutes, "seed": args.seed, "interval": args.interval,
-        "page_size": PAGE_SIZE, "request_timeout_s": REQUEST_TIMEOUT_S,
-        "delivery_timeout_s": DELIVERY_TIMEOUT_S, "scenario": asdict(sup.SCENARIOS["soak"]),
-        "not_injected": not_injected, "libfaketime": clock.lib, "argv": sys.argv[1:],
-        "disk_skipped": disk.space.reason,
-    }  # fmt: skip
-    details = {
-        "missed": accounting.missed[:30],
-        "false": accounting.false[:30],
-        "real_duplicates": accounting.real_duplicates[:30],
-        "warnings": dict(warnings.most_common(30)),
-        "crashes": supervisor.crashes[:10],
-        "order_breaks": [
-            w for daemon in supervisor.daemons for w in daemon.warnings if "order" in w
-        ][:10],
-        "kills": per_kill,
-        "clock_jumps": clock.report(supervisor.longest_gap, after=3 * args.interval),
-        "disk_full": disk.report(),
-        "receiver_failing_s": round(sum(b - a for a, b in failing), 2),
-        "dli_rules_expired": stats.get("faults_expired", {}),
-        "schedule": [asdict(fault) for fault in schedule],
-    }
-    faults = _faults(schedule, stats, supervisor, receiver, clock)
-    faults[sf.DISK_FULL]["injected"] = len(disk.episodes)
-    return {"ok": ok, "meta": meta, "summary": summary, "faults": faults, "details": details}
+    return analyse(SoakRun(args, tmp, schedule, supervisor, receiver, clock, disk), drained)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,9 +1,6 @@
-"""The fault soak's disk faults: the daemon's state file on a small tmpfs that the harness fills.
+"""The fault soak's disk faults: ``disk_full`` episodes on the tmpfs the state file lives on.
 
-When the soak runs as root and ``mount -t tmpfs -o size=64m`` works, `tmpfs` mounts one at
-``<tmp>/disk`` for the daemon's state file (`soak.daemon_config`) and unmounts it on the way
-out, Ctrl-C included. Otherwise the lane is skipped and says why (`DiskSpace.reason`); no tool
-requirement (``REQUIRE_TOOLS``) applies to it.
+The tmpfs itself (mounting it, or why not; filling and freeing it) is `soak_tmpfs`'s.
 
 A ``disk_full`` episode (`DiskLane.episode`) writes a filler file until ENOSPC, keeps the
 filesystem full, deletes the filler and watches the daemon recover. The daemon's SQLite WAL is
@@ -31,16 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import os
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -49,9 +41,8 @@ from benchmarks import scale_procs as procs
 from benchmarks.soak_clock import ClockFile
 from benchmarks.soak_faults import Fault
 from benchmarks.soak_kills import READY_TIMEOUT_S, Supervisor
+from benchmarks.soak_tmpfs import DiskSpace, fill, free
 
-TMPFS_SIZE = "64m"
-FILLER = "filler.bin"
 NOTICE_TIMEOUT_S = 60.0
 """Most time the disk stays full waiting for the daemon's first failed commit."""
 RECOVER_TIMEOUT_S = 30.0
@@ -60,76 +51,6 @@ FAILED = "cannot write the state file"
 RECOVERED = "state file writable again"
 LISTENING = "http server listening"
 METRIC = re.compile(r"^dli_monitor_state_write_failures_total (\S+)$", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class DiskSpace:
-    """Where the state file lives: a mounted tmpfs (`reason` None) or why there is none."""
-
-    folder: Path
-    reason: str | None
-
-    @property
-    def available(self) -> bool:
-        """True when disk_full can be injected."""
-        return self.reason is None
-
-
-def _mount(folder: Path) -> str | None:
-    """Mount a tmpfs at `folder`; None when it worked, else why not."""
-    if os.geteuid() != 0:
-        return "not root: a tmpfs for the state file needs mount(8) as root"
-    command = ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(folder)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"mount -t tmpfs failed: {exc}"
-    if done.returncode != 0:
-        return f"mount -t tmpfs failed: {(done.stderr or done.stdout).strip() or done.returncode}"
-    return None
-
-
-def _unmount(folder: Path) -> None:
-    """Unmount, lazily if something still holds it open; say so if neither works."""
-    for command in (["umount", str(folder)], ["umount", "-l", str(folder)]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-        if done.returncode == 0:
-            return
-    print(f"soak: could not unmount the tmpfs at {folder}: {done.stderr.strip()}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def tmpfs(tmp: Path) -> Iterator[DiskSpace]:
-    """A tmpfs at `tmp`/disk for the state file, unmounted on exit; or the reason it is not."""
-    folder = tmp / "disk"
-    folder.mkdir(exist_ok=True)
-    reason = _mount(folder)
-    try:
-        yield DiskSpace(folder, reason)
-    finally:
-        if reason is None:
-            _unmount(folder)
-
-
-def fill(folder: Path) -> int:
-    """Append to the filler file until ENOSPC (1 MiB, then 4 KiB writes); the bytes written."""
-    written = 0
-    with (folder / FILLER).open("ab", buffering=0) as out:
-        for size in (1 << 20, 1 << 12):
-            chunk = bytes(size)
-            while True:
-                try:
-                    written += out.write(chunk) or 0
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    return written
-
-
-def free(folder: Path) -> None:
-    """Delete the filler: space returns."""
-    (folder / FILLER).unlink(missing_ok=True)
 
 
 @dataclass

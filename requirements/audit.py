@@ -40,51 +40,66 @@ Refreshing advisories.json, newest source first:
 
    The importer replaces the database's records and keeps the "pypi-json" ones it does not
    duplicate; re-run it after requirements/lock.py adds a package.
+
+Where the parts live (requirements/ is no package: this script puts its folder on sys.path):
+`audit_match` decides whether an advisory affects a pin, `audit_refresh` merges PyPI's
+advisories in, `audit_data` reads and writes advisories.json. This file holds the command
+line, the pin and ignore files, and the printed report; it re-exports the names the tests and
+`advisories_import.py` use.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "advisories.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling modules: see above
+
+from audit_data import (
+    DATA,
+    HERE,
+    AuditError,
+    Record,
+    first_line,
+    load_data,
+    record_ids,
+    save_data,
+)
+from audit_match import Finding, find, fixes_after, is_affected, sorted_events
+from audit_refresh import PYPI_SOURCE, Fetch, fetch_project, merge_pypi, pypi_record, refresh
+
 IGNORE = HERE / "audit-ignore.txt"
 PIN_FILES = (HERE / "test.txt", HERE / "runtime.txt")
-PYPI_JSON = "https://pypi.org/pypi/{name}/json"
-PYPI_SOURCE = "pypi-json"
 
-Record = dict[str, Any]
-Fetch = Callable[[str], dict[str, Any] | None]
-
-
-class AuditError(Exception):
-    """The data or the ignore file cannot be used; the message says where."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A pinned version that an advisory affects."""
-
-    package: str
-    version: str
-    record: Record
-
-    @property
-    def ids(self) -> set[str]:
-        """The advisory's id and its aliases."""
-        return record_ids(self.record)
+__all__ = [  # what tests/unit/test_audit.py and advisories_import.py read from this script
+    "DATA",
+    "PYPI_SOURCE",
+    "AuditError",
+    "Record",
+    "audit",
+    "find",
+    "first_line",
+    "fixes_after",
+    "is_affected",
+    "load_data",
+    "main",
+    "merge_pypi",
+    "pypi_record",
+    "read_ignores",
+    "read_pins",
+    "record_ids",
+    "refresh",
+    "report",
+    "save_data",
+    "sorted_events",
+]
 
 
 @dataclass(frozen=True)
@@ -97,9 +112,6 @@ class Ignore:
     line: int
 
 
-# --- pins and versions -------------------------------------------------------------------------
-
-
 def read_pins(paths: Iterable[Path] = PIN_FILES) -> list[tuple[str, str]]:
     """The `name==version` lines of the pin files as sorted, unique (canonical name, version)."""
     pins: set[tuple[str, str]] = set()
@@ -110,93 +122,6 @@ def read_pins(paths: Iterable[Path] = PIN_FILES) -> list[tuple[str, str]]:
                 name, _, version = line.partition("==")
                 pins.add((canonicalize_name(name), version.strip()))
     return sorted(pins)
-
-
-def parse_version(text: str, where: str) -> Version:
-    """`text` as a PEP 440 version; AuditError naming `where` if it is not one."""
-    try:
-        return Version(text)
-    except InvalidVersion:
-        raise AuditError(f"{where}: {text!r} is not a PEP 440 version") from None
-
-
-# --- OSV matching --------------------------------------------------------------------------------
-
-_EVENT_ORDER = {"introduced": 0, "fixed": 1, "last_affected": 2}
-
-
-def sorted_events(events: list[dict[str, str]], where: str) -> list[tuple[str, Version | None]]:
-    """The range's events as (kind, version) by version; introduced "0" is None, sorting first."""
-    out: list[tuple[str, Version | None]] = []
-    for event in events:
-        for kind, value in event.items():
-            if kind not in _EVENT_ORDER:
-                continue  # "limit" only bounds GIT ranges
-            zero = kind == "introduced" and value == "0"
-            out.append((kind, None if zero else parse_version(value, where)))
-    return sorted(out, key=lambda e: (e[1] is not None, e[1] or Version("0"), _EVENT_ORDER[e[0]]))
-
-
-def in_range(version: Version, events: list[dict[str, str]], where: str = "range") -> bool:
-    """Whether `version` lies in one OSV ECOSYSTEM range (the schema's evaluation algorithm)."""
-    affected = False
-    for kind, bound in sorted_events(events, where):
-        if bound is None or _reached(kind, version, bound):
-            affected = kind == "introduced"
-    return affected
-
-
-def _reached(kind: str, version: Version, bound: Version) -> bool:
-    """Whether the event applies to `version`: at or above it, strictly above last_affected."""
-    return version > bound if kind == "last_affected" else version >= bound
-
-
-def is_affected(version: str, record: Record) -> bool:
-    """Whether the advisory lists `version` or one of its ECOSYSTEM ranges contains it."""
-    where = str(record.get("id", "?"))
-    pinned = parse_version(version, "pin")
-    listed = record.get("versions", [])
-    if any(_same(pinned, item) for item in listed):
-        return True
-    return any(
-        in_range(pinned, item.get("events", []), where)
-        for item in record.get("ranges", [])
-        if item.get("type", "ECOSYSTEM") == "ECOSYSTEM"
-    )
-
-
-def _same(version: Version, text: str) -> bool:
-    """`text` is the same release as `version` (unparseable entries match nothing)."""
-    try:
-        return Version(text) == version
-    except InvalidVersion:
-        return False
-
-
-def fixes_after(version: str, record: Record) -> list[str]:
-    """The advisory's fixed versions above `version` (from its ranges and its fixed_in list)."""
-    pinned = parse_version(version, "pin")
-    fixes = set(record.get("fixed_in", []))
-    for item in record.get("ranges", []):
-        fixes.update(e["fixed"] for e in item.get("events", []) if "fixed" in e)
-    where = str(record.get("id", "?"))
-    above = [fix for fix in fixes if parse_version(fix, where) > pinned]
-    return sorted(above, key=Version)
-
-
-def find(pins: Iterable[tuple[str, str]], packages: dict[str, list[Record]]) -> list[Finding]:
-    """Every (pin, advisory) pair where the advisory affects the pinned version."""
-    return [
-        Finding(name, version, record)
-        for name, version in pins
-        for record in packages.get(canonicalize_name(name), [])
-        if is_affected(version, record)
-    ]
-
-
-def record_ids(record: Record) -> set[str]:
-    """An advisory's id and aliases: two records sharing one describe the same advisory."""
-    return {record["id"], *record.get("aliases", [])}
 
 
 # --- the ignore file ---------------------------------------------------------------------------
@@ -288,160 +213,6 @@ def latest_note(data: dict[str, Any], pins: list[tuple[str, str]]) -> str:
         return ""
     current = sum(1 for name, version in pins if latest.get(name) == version)
     return f"; {current}/{len(pins)} pins were the latest release at that refresh"
-
-
-# --- refreshing from PyPI ----------------------------------------------------------------------
-
-
-def fetch_project(name: str) -> dict[str, Any] | None:
-    """PyPI's project JSON for `name`, or None if it cannot be had (reported on stderr)."""
-    request = urllib.request.Request(
-        PYPI_JSON.format(name=name), headers={"User-Agent": "dli-batch-monitor-audit"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return dict(json.load(response))
-    except (urllib.error.URLError, TimeoutError, ValueError) as error:
-        print(f"refresh: {name}: {error}", file=sys.stderr)
-        return None
-
-
-def first_line(text: str | None, limit: int = 200) -> str:
-    """The first non-empty line of `text`, cut at `limit` characters."""
-    line = next((item.strip() for item in (text or "").splitlines() if item.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def pypi_record(entry: dict[str, Any], latest: str) -> Record:
-    """A PyPI "vulnerabilities" entry, which affects `latest`, as an advisory record.
-
-    The affected range runs from the first release to the lowest fixed version above `latest`
-    (open when there is none); fixed versions below it are backports on other branches."""
-    fixed_in = sorted({str(item) for item in entry.get("fixed_in") or []}, key=_version_key)
-    above = [item for item in fixed_in if _version_key(item) > _version_key(latest)]
-    events: list[dict[str, str]] = [{"introduced": "0"}]
-    if above:
-        events.append({"fixed": above[0]})
-    return {
-        "id": str(entry["id"]),
-        "aliases": sorted(str(item) for item in entry.get("aliases") or []),
-        "summary": first_line(entry.get("summary") or entry.get("details")),
-        "ranges": [{"type": "ECOSYSTEM", "events": events}],
-        "versions": [latest],
-        "fixed_in": fixed_in,
-        "source": PYPI_SOURCE,
-    }
-
-
-def _version_key(text: str) -> Version:
-    """`text` as a version for sorting; an unparseable one sorts first."""
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return Version("0")
-
-
-def merge_pypi(records: list[Record], entries: list[dict[str, Any]], latest: str) -> int:
-    """Merge the PyPI entries for `latest` into `records` in place; how many records changed.
-
-    An entry sharing an id or alias with a record is not added again, but `latest` is added
-    to that record's versions if the record did not cover it. A "pypi-json" record that PyPI
-    no longer lists for `latest` is closed there (fixed at `latest` at the latest)."""
-    changed = 0
-    listed: set[str] = set()
-    for entry in entries:
-        if entry.get("withdrawn"):
-            continue
-        new = pypi_record(entry, latest)
-        listed |= record_ids(new)
-        same = next((r for r in records if record_ids(r) & record_ids(new)), None)
-        if same is None:
-            records.append(new)
-            changed += 1
-        elif not is_affected(latest, same):
-            same.setdefault("versions", []).append(latest)
-            changed += 1
-    for record in records:
-        if record.get("source") == PYPI_SOURCE and not record_ids(record) & listed:
-            changed += close_record(record, latest)
-    return changed
-
-
-def close_record(record: Record, latest: str) -> int:
-    """Close a "pypi-json" record's open range at `latest`, known unaffected; 1 if it changed."""
-    if not is_affected(latest, record):
-        return 0
-    record["versions"] = [v for v in record.get("versions", []) if not _same(Version(latest), v)]
-    for item in record.get("ranges", []):
-        if in_range(Version(latest), item.get("events", [])):
-            item["events"].append({"fixed": latest})
-    record["fixed_in"] = sorted({*record.get("fixed_in", []), latest}, key=_version_key)
-    return 1
-
-
-def refresh(data: dict[str, Any], pins: list[tuple[str, str]], fetch: Fetch) -> None:
-    """Merge PyPI's advisories for every pinned package into `data`; print a summary line."""
-    packages = data.setdefault("packages", {})
-    latest: dict[str, str] = {}
-    unreachable: list[str] = []
-    changed = 0
-    for name in sorted({name for name, _ in pins}):
-        project = fetch(name)
-        if project is None:
-            unreachable.append(name)
-            continue
-        latest[name] = str(project["info"]["version"])
-        records = packages.setdefault(name, [])
-        changed += merge_pypi(records, list(project.get("vulnerabilities") or []), latest[name])
-        records.sort(key=lambda record: record["id"])
-    data.setdefault("sources", {})["pypi_json"] = {
-        "url": PYPI_JSON,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "latest": latest,
-        "unreachable": unreachable,
-    }
-    print(
-        f"refresh: {len(latest)} projects read from PyPI, {len(unreachable)} unreachable, "
-        f"{changed} advisory records added or changed"
-    )
-
-
-# --- data file and entry point -----------------------------------------------------------------
-
-
-def load_data(path: Path = DATA) -> dict[str, Any]:
-    """advisories.json as a dict."""
-    return dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def save_data(data: dict[str, Any], path: Path = DATA) -> None:
-    """Write advisories.json with sorted keys; flat lists stay on one line, for short diffs."""
-    path.write_text(to_json(data) + "\n", encoding="utf-8")
-
-
-def to_json(value: Any, depth: int = 0) -> str:
-    """JSON indented by one space a level, except that a list of scalars or of flat objects
-    (a versions list, a range's events) is written on one line."""
-    if not value or (isinstance(value, list) and all(_flat(item) for item in value)):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    inner, outer = " " * (depth + 1), " " * depth
-    if isinstance(value, dict):
-        items = [
-            f"{inner}{json.dumps(k)}: {to_json(v, depth + 1)}" for k, v in sorted(value.items())
-        ]
-        return "{\n" + ",\n".join(items) + f"\n{outer}}}"
-    if isinstance(value, list):
-        return (
-            "[\n" + ",\n".join(inner + to_json(item, depth + 1) for item in value) + f"\n{outer}]"
-        )
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _flat(value: Any) -> bool:
-    """A scalar, or an object whose values are all scalars."""
-    if isinstance(value, dict):
-        return all(not isinstance(item, dict | list) for item in value.values())
-    return not isinstance(value, list)
 
 
 def audit(

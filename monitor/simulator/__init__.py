@@ -7,6 +7,7 @@ Any DLI client can be pointed at it: ours, the official SDK, curl.
 """
 
 from monitor.simulator.faults import Faults
+from monitor.simulator.records import RecordedRequest, SimJob
 from monitor.simulator.scenario import (
     Scenario,
     ScenarioDriver,
@@ -15,7 +16,7 @@ from monitor.simulator.scenario import (
     load_scenario,
 )
 from monitor.simulator.server import make_app, serve
-from monitor.simulator.world import RecordedRequest, SimJob, World
+from monitor.simulator.world import World
 
 __all__ = [
     "Faults",

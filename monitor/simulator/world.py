@@ -1,167 +1,33 @@
-"""The simulator's in-memory DLI project: batch jobs, the request log and the fault plan.
+"""The simulator's in-memory DLI project: the `World` of batch jobs, the request log, the faults.
 
 A `World` is plain mutable state that tests (and the scenario driver) change between requests:
 add a job, move it to another state, hide it from the listing, remove it. It knows nothing of
 HTTP; `server` turns requests into calls on it, and `faults` holds the misbehaviour plan.
 
-Listed jobs are also kept in sorted indexes (overall, per queue, per lower-cased state and per
-queue and state), so `World.page` serves one page in about the same time at 1,000 jobs as at
-100,000. Two knobs play DLI's documented ambiguities: `total_mode` (does `total` count every
-matching job or just the page?) and `list_order` (is the order what was asked for?).
+Listed jobs are also kept in sorted indexes (`listing_index`), so `World.page` serves one page
+in about the same time at 1,000 jobs as at 100,000. Two knobs play DLI's documented
+ambiguities: `total_mode` (does `total` count every matching job or just the page?) and
+`list_order` (is the order what was asked for?). The job and request records themselves are
+in `records`.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
-from bisect import bisect_left, insort
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from monitor.models import Clock, utc_now
 from monitor.simulator.faults import Faults
-
-LOG_KEEP = 10
-"""How many log lines a job keeps: DLI returns the last 10 in every batch object."""
-
-FINAL_STATES = frozenset({"success", "dead", "killed", "error"})
-"""Raw states (compared lower-cased) after which a job never changes again."""
-
-FAKE_SECRET = "SIMULATED-SECRET"
-"""The fake credential every job's `req_body` carries, so redaction can be tested."""
+from monitor.simulator.listing_index import ListingIndex, ListingKey, normalised_state
+from monitor.simulator.records import RecordedRequest, SimJob, create_request_body, epoch_ms
 
 TotalMode = Literal["all", "page"]
 """What a list answer's `total` counts: every matching job (Livy's meaning) or the page's rows."""
 
 ListOrder = Literal["newest_first", "oldest_first", "shuffled"]
 """How the server honours the requested order: as asked, reversed, or each page shuffled."""
-
-_Key = tuple[int, int, str]
-"""A listed job's sort key, (create ms, add sequence, id): ascending means oldest first."""
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch, the unit of every DLI timestamp."""
-    return int(moment.timestamp() * 1000)
-
-
-@dataclass
-class SimJob:
-    """One Spark batch job as the simulator stores it; `state` is raw (any case, any value)."""
-
-    id: str
-    name: str
-    queue: str
-    owner: str
-    state: str
-    create_ms: int
-    update_ms: int
-    app_id: str | None = None
-    sc_type: str = "A"
-    log: list[str] = field(default_factory=list)
-    duration_ms: int = 0
-    req_body: str = ""
-
-    @property
-    def is_final(self) -> bool:
-        """True when the raw state is a terminal one (case-insensitive)."""
-        return self.state.strip().lower() in FINAL_STATES
-
-    def add_log(self, line: str) -> None:
-        """Append one log line, keeping only the last `LOG_KEEP`."""
-        self.log.append(line)
-        del self.log[:-LOG_KEEP]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """One request the simulator answered, for tests that count calls."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    operation: str
-    status: int
-
-
-def _norm_state(state: str) -> str:
-    """A raw state as the `state` filter compares it: stripped and lower-cased."""
-    return state.strip().lower()
-
-
-class _Index:
-    """Sorted keys of the listed jobs: overall, per queue, per state and per (queue, state).
-
-    Every list is ascending (oldest first), so jobs added in time order are appended at the end.
-    """
-
-    def __init__(self) -> None:
-        self.all: list[_Key] = []
-        self.by_queue: dict[str, list[_Key]] = {}
-        self.by_state: dict[str, list[_Key]] = {}
-        self.by_queue_state: dict[tuple[str, str], list[_Key]] = {}
-        self.entries: dict[str, tuple[_Key, str, str]] = {}
-
-    def add(self, key: _Key, queue: str, state: str) -> None:
-        """Index one job under its queue and normalised state."""
-        self.entries[key[2]] = (key, queue, state)
-        for keys in self._lists(queue, state, create=True):
-            insort(keys, key)
-
-    def discard(self, job_id: str) -> None:
-        """Drop a job from every index it is in (nothing happens when it is in none)."""
-        entry = self.entries.pop(job_id, None)
-        if entry is None:
-            return
-        key, queue, state = entry
-        for keys in self._lists(queue, state, create=False):
-            del keys[bisect_left(keys, key)]
-        if not self.by_queue[queue]:
-            del self.by_queue[queue]
-        if not self.by_state[state]:
-            del self.by_state[state]
-        if not self.by_queue_state[queue, state]:
-            del self.by_queue_state[queue, state]
-
-    def lookup(self, queue: str | None, state: str | None) -> list[_Key]:
-        """The sorted keys of the listed jobs in `queue` and `state` (None: any)."""
-        if queue is not None and state is not None:
-            return self.by_queue_state.get((queue, state), [])
-        if queue is not None:
-            return self.by_queue.get(queue, [])
-        if state is not None:
-            return self.by_state.get(state, [])
-        return self.all
-
-    def _lists(self, queue: str, state: str, *, create: bool) -> Iterable[list[_Key]]:
-        if create:
-            yield self.all
-            yield self.by_queue.setdefault(queue, [])
-            yield self.by_state.setdefault(state, [])
-            yield self.by_queue_state.setdefault((queue, state), [])
-        else:
-            yield self.all
-            yield self.by_queue[queue]
-            yield self.by_state[state]
-            yield self.by_queue_state[queue, state]
-
-
-def _req_body(name: str, queue: str) -> str:
-    """A realistic create-request JSON text, fake credential included."""
-    return json.dumps(
-        {
-            "file": f"obs://sim-bucket/jars/{name}.jar",
-            "className": "com.example.sim.Main",
-            "name": name,
-            "queue": queue,
-            "sc_type": "A",
-            "conf": {"spark.hadoop.fs.obs.secret.key": FAKE_SECRET},
-            "args": [f"spark.hadoop.fs.obs.secret.key={FAKE_SECRET}"],
-        }
-    )
 
 
 class World:
@@ -184,8 +50,8 @@ class World:
         self._hidden: set[str] = set()
         self._apps = 0
         self._added = 0
-        self._keys: dict[str, _Key] = {}
-        self._index = _Index()
+        self._keys: dict[str, ListingKey] = {}
+        self._index = ListingIndex()
 
     def now_ms(self) -> int:
         """The simulator clock in epoch milliseconds."""
@@ -215,14 +81,14 @@ class World:
             create_ms=create_ms,
             update_ms=create_ms,
             log=["stdout: ", "stderr: ", "YARN Diagnostics: "],
-            req_body=_req_body(name, queue),
+            req_body=create_request_body(name, queue),
         )
-        if _norm_state(state) != "starting":
+        if normalised_state(state) != "starting":
             job.app_id = self._next_app_id(create_ms)
         self.jobs[job_id] = job
         self._added += 1
         self._keys[job_id] = (create_ms, self._added, job_id)
-        self._index.add(self._keys[job_id], queue, _norm_state(state))
+        self._index.add(self._keys[job_id], queue, normalised_state(state))
         return job
 
     def get(self, job_id: str) -> SimJob:
@@ -243,12 +109,12 @@ class World:
         job.state = state
         job.update_ms = max(update_ms, job.create_ms)
         job.duration_ms = job.update_ms - job.create_ms
-        if job.app_id is None and _norm_state(state) != "starting":
+        if job.app_id is None and normalised_state(state) != "starting":
             job.app_id = self._next_app_id(job.create_ms)
         job.add_log(log_line if log_line is not None else f"stdout: state changed to {state}")
         if job_id not in self._hidden:
             self._index.discard(job_id)
-            self._index.add(self._keys[job_id], job.queue, _norm_state(state))
+            self._index.add(self._keys[job_id], job.queue, normalised_state(state))
 
     def append_log(self, job_id: str, line: str) -> None:
         """Add one log line to a job without changing its state."""
@@ -274,7 +140,7 @@ class World:
             return
         self._hidden.discard(job_id)
         job = self.jobs[job_id]
-        self._index.add(self._keys[job_id], job.queue, _norm_state(job.state))
+        self._index.add(self._keys[job_id], job.queue, normalised_state(job.state))
 
     def is_hidden(self, job_id: str) -> bool:
         """True when the job is left out of listings."""
@@ -343,7 +209,7 @@ class World:
         job_name: str | None,
         job_id: str | None,
         owner: str | None,
-    ) -> list[_Key]:
+    ) -> list[ListingKey]:
         """The sorted keys (oldest first) of the listed jobs matching every given filter.
 
         Returns an index's own list when only indexed filters are given: do not mutate it.
@@ -351,7 +217,7 @@ class World:
         if queue_name is not None and cluster_name is not None and queue_name != cluster_name:
             return []
         queue = queue_name if queue_name is not None else cluster_name
-        wanted_state = _norm_state(state) if state else None
+        wanted_state = normalised_state(state) if state else None
         if job_id is not None:
             entry = self._index.entries.get(job_id)
             keys = [entry[0]] if entry is not None else []
