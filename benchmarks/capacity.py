@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import resource
-import signal
 import sys
 import tempfile
 import time
@@ -215,21 +214,12 @@ async def run_one(plan: Plan) -> dict[str, Any]:
 
 async def run_all(plans: list[Plan]) -> list[dict[str, Any]]:
     """Every run in turn, each bounded by its budget; a failed run is recorded, not raised."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    procs.stop_on_sigterm()
     results = []
     for plan in plans:
-        started = time.monotonic()
         entry: dict[str, Any] = {"projects": plan.projects, "interval": plan.interval}
         entry["active_cycles"] = plan.cycles
-        try:
-            async with asyncio.timeout(plan.budget_s()):
-                entry.update(await run_one(plan))
-        except (procs.RunFailed, TimeoutError) as exc:
-            entry["error"] = str(exc) or f"run exceeded {plan.budget_s():.0f} s"
-        entry["wall_s"] = round(time.monotonic() - started, 1)
-        status = "FAILED " + entry["error"] if "error" in entry else "ok"
+        status = await procs.bounded_run(entry, run_one(plan), plan.budget_s())
         print(f"K={plan.projects}: {entry['wall_s']} s, {status}", flush=True)
         results.append(entry)
     return results

@@ -25,11 +25,9 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,22 +171,13 @@ def make_plans(args: argparse.Namespace, key_ok: bool) -> tuple[list[Plan], list
 
 async def run_all(plans: list[Plan]) -> list[dict[str, Any]]:
     """Every run in turn, each bounded by its budget; a failed run is recorded, not raised."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    procs.stop_on_sigterm()
     results = []
     for plan in plans:
-        started = time.monotonic()
         entry: dict[str, Any] = {"scenario": plan.scenario.name, "mode": plan.mode}
         entry.update(interval=plan.interval, active_cycles=plan.cycles, mode_key=plan.mode_key)
         entry["notes"] = [plan.note] if plan.note else []
-        try:
-            async with asyncio.timeout(plan.budget_s()):
-                entry.update(await run_one(plan))
-        except (procs.RunFailed, TimeoutError) as exc:
-            entry["error"] = str(exc) or f"run exceeded {plan.budget_s():.0f} s"
-        entry["wall_s"] = round(time.monotonic() - started, 1)
-        status = "FAILED " + entry["error"] if "error" in entry else "ok"
+        status = await procs.bounded_run(entry, run_one(plan), plan.budget_s())
         if (burst := entry.get("summary", {}).get("burst_size", 100)) < 100:
             entry["notes"].append(f"the burst killed {burst}, all the jobs running then")
         print(f"{plan.scenario.name}/{plan.mode}: {entry['wall_s']} s, {status}", flush=True)

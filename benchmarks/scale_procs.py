@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from benchmarks.scale_support import REPO, proc_cpu_s
@@ -25,6 +25,28 @@ from benchmarks.scale_support import REPO, proc_cpu_s
 
 class RunFailed(Exception):
     """A run could not finish: a child exited early, or a wait ran out of time."""
+
+
+def stop_on_sigterm() -> None:
+    """Let SIGTERM cancel the running task, so its children are stopped on the way out."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+async def bounded_run(
+    entry: dict[str, Any], run: Awaitable[dict[str, Any]], budget_s: float
+) -> str:
+    """Run one benchmark run within `budget_s` into `entry` (its figures, or `error`), add
+    its `wall_s`, and return its status word: a failed run is recorded, not raised."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(budget_s):
+            entry.update(await run)
+    except (RunFailed, TimeoutError) as exc:
+        entry["error"] = str(exc) or f"run exceeded {budget_s:.0f} s"
+    entry["wall_s"] = round(time.monotonic() - started, 1)
+    return "FAILED " + entry["error"] if "error" in entry else "ok"
 
 
 def _die_with_parent() -> None:
