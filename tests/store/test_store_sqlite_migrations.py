@@ -8,13 +8,11 @@ A new file and the directories made for it are private to the daemon's user.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, closing
+from collections.abc import Callable
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,42 +22,18 @@ from monitor.models import JobState, NameHistory, PollMark, RuleMark
 from monitor.store import SCHEMA_VERSION, SqliteStore, StoreError
 from monitor.store.sqlite import migrations as store_migrations
 from tests.data import make_state_fixtures as v1
+from tests.store.state_files import copy_of, digest, opened, schema_of, user_version
 
 LATER = v1.T0 + timedelta(hours=1)
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def user_version(path: Path) -> int:
-    with closing(sqlite3.connect(path)) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def schema_of(path: Path) -> set[tuple[str, str, str]]:
-    with closing(sqlite3.connect(path)) as db:
-        return set(db.execute("SELECT type, name, COALESCE(sql, '') FROM sqlite_master"))
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@asynccontextmanager
-async def opened(path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore.open(path)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 @pytest.fixture
 def v1_file(tmp_path: Path) -> Path:
-    path = tmp_path / "state.db"
-    shutil.copyfile(v1.V1_PATH, path)
-    return path
+    return copy_of(v1.V1_PATH, tmp_path)
 
 
 # -- the version-1 fixture ------------------------------------------------------------------------

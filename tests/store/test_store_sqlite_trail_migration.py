@@ -10,11 +10,8 @@ since only the daemon migrates.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,46 +20,17 @@ import pytest
 from monitor.explain import explain
 from monitor.models import JobState, PollMark
 from monitor.models_explain import Sighting
-from monitor.store import SCHEMA_VERSION, SqliteStore, StoreError, open_reader
+from monitor.store import SCHEMA_VERSION, StoreError, open_reader
 from tests.data import make_state_fixtures as fixtures
+from tests.store.state_files import copy_of, digest, opened, schema_of, tables, user_version
 
 LATER = fixtures.T0 + timedelta(hours=1)
 TRAIL = {"job_sightings", "decisions", "attempts", "digests"}
 
 
-def tables(path: Path) -> set[str]:
-    with closing(sqlite3.connect(path)) as db:
-        return {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master")}
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def user_version(path: Path) -> int:
-    with closing(sqlite3.connect(path)) as db:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def schema_of(path: Path) -> set[tuple[str, str, str]]:
-    with closing(sqlite3.connect(path)) as db:
-        return set(db.execute("SELECT type, name, COALESCE(sql, '') FROM sqlite_master"))
-
-
-@asynccontextmanager
-async def opened(path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore.open(path)
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
 @pytest.fixture
 def v2_file(tmp_path: Path) -> Path:
-    path = tmp_path / "state.db"
-    shutil.copyfile(fixtures.V2_PATH, path)
-    return path
+    return copy_of(fixtures.V2_PATH, tmp_path)
 
 
 def test_the_committed_fixture_is_a_small_version_2_file_without_the_trail(
