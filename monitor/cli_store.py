@@ -54,15 +54,21 @@ def add_state_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "check",
         help="print version, integrity, row counts and pending deliveries; exit 1 when not ok",
     )
-    where = check.add_mutually_exclusive_group()
-    where.add_argument(
-        "--config",
-        default=os.environ.get(CONFIG_ENV),
-        help=f"config file naming the state file (default: ${CONFIG_ENV})",
-    )
-    where.add_argument("--state", default=None, help="the state file itself, no config needed")
+    _add_state_source(check)
     add_shard_arguments(check, "operator")
     _add_migrate_parser(actions)
+
+
+def _add_state_source(
+    parser: argparse.ArgumentParser,
+    *,
+    config_help: str = f"config file naming the state file (default: ${CONFIG_ENV})",
+    state_help: str = "the state file itself, no config needed",
+) -> None:
+    """`--config FILE` (default `$DLI_MONITOR_CONFIG`) or `--state PATH`: where the state is."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--config", default=os.environ.get(CONFIG_ENV), help=config_help)
+    where.add_argument("--state", default=None, help=state_help)
 
 
 def _add_migrate_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,13 +91,7 @@ def _add_migrate_parser(actions: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="FILE",
         help="file holding the database password (default: $PGPASSWORD or ~/.pgpass)",
     )
-    where = migrate.add_mutually_exclusive_group()
-    where.add_argument(
-        "--config",
-        default=os.environ.get(CONFIG_ENV),
-        help=f"config file naming the state file (default: ${CONFIG_ENV})",
-    )
-    where.add_argument("--state", default=None, help="the state file itself, no config needed")
+    _add_state_source(migrate)
     add_shard_arguments(migrate, "target")
 
 
@@ -110,13 +110,11 @@ def add_explain_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="show what the monitor saw of a job and what it sent (or why not); read-only",
     )
     explain.add_argument("job", metavar="JOB", help="a job id, or a job name (its newest runs)")
-    where = explain.add_mutually_exclusive_group()
-    where.add_argument(
-        "--config",
-        default=os.environ.get(CONFIG_ENV),
-        help=f"config file naming the state (default: ${CONFIG_ENV}); its rules are used",
+    _add_state_source(
+        explain,
+        config_help=f"config file naming the state (default: ${CONFIG_ENV}); its rules are used",
+        state_help="the SQLite state file itself",
     )
-    where.add_argument("--state", default=None, help="the SQLite state file itself")
     explain.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     explain.add_argument(
         "--runs", type=_positive_int, default=3, metavar="N", help="runs of a name (default 3)"
