@@ -78,6 +78,27 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def workload_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one Deployment or StatefulSet of a render."""
+    found = [doc for doc in docs if doc["kind"] in {"Deployment", "StatefulSet"}]
+    assert len(found) == 1, [doc["kind"] for doc in found]
+    return found[0]
+
+
+def pod_spec_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workload's pod spec."""
+    spec: dict[str, Any] = workload_of(docs)["spec"]["template"]["spec"]
+    return spec
+
+
+def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pod's one container."""
+    containers = pod_spec_of(docs)["containers"]
+    assert len(containers) == 1
+    found: dict[str, Any] = containers[0]
+    return found
+
+
 def rule_groups() -> dict[str, Any]:
     """The `spec` of deploy/prometheusrule.yaml: a Prometheus rules file."""
     rule = yaml.safe_load((DEPLOY / "prometheusrule.yaml").read_text(encoding="utf-8"))

@@ -28,13 +28,16 @@ from tests.deploy.deploy_support import (
     OVERLAYS,
     SCHEMAS,
     by_kind,
+    container_of,
     documents,
     load_pod_config,
+    pod_spec_of,
     render_helm,
     render_kustomization,
     render_kustomize,
     run_helm,
     run_tool,
+    workload_of,
 )
 
 Doc = dict[str, Any]
@@ -155,24 +158,6 @@ def _objects(docs: list[Doc]) -> dict[Key, Doc]:
     objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in normalised}
     assert len(objects) == len(docs), "two objects of one kind share a name"
     return objects
-
-
-def _workload(docs: list[Doc]) -> Doc:
-    """The one Deployment or StatefulSet."""
-    found = [doc for doc in docs if doc["kind"] in {"Deployment", "StatefulSet"}]
-    assert len(found) == 1, [doc["kind"] for doc in found]
-    return found[0]
-
-
-def _pod(docs: list[Doc]) -> Doc:
-    spec: Doc = _workload(docs)["spec"]["template"]["spec"]
-    return spec
-
-
-def _container(docs: list[Doc]) -> Doc:
-    [container] = _pod(docs)["containers"]
-    assert isinstance(container, dict)
-    return container
 
 
 def _config_text(docs: list[Doc]) -> str:
@@ -361,9 +346,9 @@ def test_each_renders_config_loads_and_fits_the_pod(chart: Render, tmp_path: Pat
     if chart.mode == "ha":
         mounts[POSTGRES_DIR] = _example(POSTGRES_SECRET)["stringData"]
     settings = load_pod_config(_config_text(chart.docs), tmp_path, mounts)
-    assert _pod(chart.docs)["terminationGracePeriodSeconds"] > settings.shutdown_timeout + 5
+    assert pod_spec_of(chart.docs)["terminationGracePeriodSeconds"] > settings.shutdown_timeout + 5
     port = int(settings.server.listen.rsplit(":", 1)[1])
-    assert _container(chart.docs)["ports"] == [
+    assert container_of(chart.docs)["ports"] == [
         {"name": "metrics", "containerPort": port, "protocol": "TCP"}
     ]
 
@@ -396,7 +381,7 @@ def test_the_default_render_equals_the_base_object_by_object(
 def test_the_default_pod_spec_equals_the_bases(
     default: list[Doc], base: list[Doc], field: str
 ) -> None:
-    assert _normalise(_pod(default).get(field)) == _normalise(_pod(base).get(field))
+    assert _normalise(pod_spec_of(default).get(field)) == _normalise(pod_spec_of(base).get(field))
 
 
 @pytest.mark.parametrize(
@@ -418,7 +403,7 @@ def test_the_default_pod_spec_equals_the_bases(
 def test_the_default_container_equals_the_bases(
     default: list[Doc], base: list[Doc], field: str
 ) -> None:
-    assert _container(default).get(field) == _container(base).get(field)
+    assert container_of(default).get(field) == container_of(base).get(field)
 
 
 def test_the_default_deployment_runs_one_pod_replaced_not_rolled(default: list[Doc]) -> None:
@@ -434,7 +419,7 @@ def test_the_service_has_the_bases_ports_and_selects_the_release_pods(
     assert ours["ports"] == theirs["ports"]
     assert ours["type"] == theirs["type"]
     assert ours["selector"] == {**theirs["selector"], INSTANCE: RELEASE}
-    pod_labels = _workload(default)["spec"]["template"]["metadata"]["labels"]
+    pod_labels = workload_of(default)["spec"]["template"]["metadata"]["labels"]
     assert ours["selector"].items() <= pod_labels.items()
     monitor = by_kind(default, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
     assert monitor.items() <= by_kind(default, "Service")["metadata"]["labels"].items()
@@ -463,7 +448,7 @@ def test_the_prometheus_rule_holds_the_base_rules(default: list[Doc]) -> None:
 
 def test_a_config_change_rolls_the_pod(tmp_path: Path) -> None:
     def checksum(*values: str | Path) -> str:
-        pod = _workload(documents(render_helm(*values)))["spec"]["template"]
+        pod = workload_of(documents(render_helm(*values)))["spec"]["template"]
         value: str = pod["metadata"]["annotations"][CHECKSUM]
         return value
 
@@ -494,7 +479,7 @@ def test_another_release_name_renames_every_object_and_the_job_label_follows() -
     assert 'job=\\"prod-dli-batch-monitor\\"' in text
     assert 'job=\\"dli-batch-monitor\\"' not in text
     # The credentials Secret keeps the base's name: it is created outside the release.
-    volumes = {v["name"]: v for v in _pod(docs)["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec_of(docs)["volumes"]}
     assert volumes["credentials"]["secret"]["secretName"] == "dli-batch-monitor-credentials"
 
 
@@ -521,7 +506,7 @@ def test_the_dashboard_can_be_left_out() -> None:
 def test_an_existing_claim_replaces_the_charts_claim() -> None:
     docs = documents(render_helm(*_values("persistence.existingClaim=kept-state")))
     assert "PersistentVolumeClaim" not in {doc["kind"] for doc in docs}
-    volumes = {v["name"]: v for v in _pod(docs)["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec_of(docs)["volumes"]}
     claim = {"claimName": "kept-state"}
     assert volumes["state"] == {"name": "state", "persistentVolumeClaim": claim}
 
@@ -529,7 +514,7 @@ def test_an_existing_claim_replaces_the_charts_claim() -> None:
 def test_without_persistence_the_state_is_an_empty_dir() -> None:
     docs = documents(render_helm(*_values("persistence.enabled=false")))
     assert "PersistentVolumeClaim" not in {doc["kind"] for doc in docs}
-    volumes = {v["name"]: v for v in _pod(docs)["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec_of(docs)["volumes"]}
     assert volumes["state"] == {"name": "state", "emptyDir": {}}
 
 
@@ -548,7 +533,7 @@ def test_a_config_mapping_works_too_and_the_container_port_follows_server_listen
     values.write_text(yaml.safe_dump({"config": config}), encoding="utf-8")
     docs = documents(render_helm("-f", values))
     assert yaml.safe_load(_config_text(docs)) == config
-    assert _container(docs)["ports"][0]["containerPort"] == 9200
+    assert container_of(docs)["ports"][0]["containerPort"] == 9200
 
 
 def test_the_test_only_secret_is_created_mounted_and_valid(tmp_path: Path) -> None:
@@ -561,7 +546,7 @@ def test_the_test_only_secret_is_created_mounted_and_valid(tmp_path: Path) -> No
     created = by_kind(docs, "Secret")
     assert created["metadata"]["name"] == example["metadata"]["name"]
     assert (created["type"], created["stringData"]) == (example["type"], example["stringData"])
-    volumes = {v["name"]: v for v in _pod(docs)["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec_of(docs)["volumes"]}
     assert volumes["credentials"]["secret"]["secretName"] == created["metadata"]["name"]
     (tmp_path / "rendered.yaml").write_text(rendered, encoding="utf-8")
     done = run_tool("kubernetes-validate", "--strict", tmp_path / "rendered.yaml")
@@ -597,11 +582,11 @@ def test_ha_runs_two_replicas_rolled_one_at_a_time(ha: list[Doc]) -> None:
 
 
 def test_ha_has_a_disruption_budget_and_spreads_the_pods(ha: list[Doc]) -> None:
-    labels = _workload(ha)["spec"]["template"]["metadata"]["labels"]
+    labels = workload_of(ha)["spec"]["template"]["metadata"]["labels"]
     budget = by_kind(ha, "PodDisruptionBudget")["spec"]
     assert budget["minAvailable"] == 1
     assert budget["selector"]["matchLabels"].items() <= labels.items()
-    anti = _pod(ha)["affinity"]["podAntiAffinity"]
+    anti = pod_spec_of(ha)["affinity"]["podAntiAffinity"]
     [term] = anti["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
@@ -611,15 +596,15 @@ def test_ha_keeps_nothing_on_a_volume_and_reads_the_password_from_its_secret(
     ha: list[Doc], overlays: dict[str, list[Doc]]
 ) -> None:
     assert "PersistentVolumeClaim" not in {doc["kind"] for doc in ha}
-    assert not [v for v in _pod(ha)["volumes"] if "persistentVolumeClaim" in v]
+    assert not [v for v in pod_spec_of(ha)["volumes"] if "persistentVolumeClaim" in v]
     state = yaml.safe_load(_config_text(ha))["state"]
     assert state == yaml.safe_load(_config_text(overlays["ha"]))["state"]
-    mounts = {m["mountPath"]: m["name"] for m in _container(ha)["volumeMounts"]}
-    volumes = {v["name"]: v for v in _pod(ha)["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container_of(ha)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec_of(ha)["volumes"]}
     assert PurePosixPath(state["password_file"]).parent == PurePosixPath(POSTGRES_DIR)
     secret = volumes[mounts[POSTGRES_DIR]]["secret"]["secretName"]
     assert secret == _example(POSTGRES_SECRET)["metadata"]["name"]
-    env = {e["name"]: e for e in _container(ha)["env"]}
+    env = {e["name"]: e for e in container_of(ha)["env"]}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
@@ -659,9 +644,9 @@ def test_sharding_runs_a_statefulset_with_a_claim_per_pod_behind_a_headless_serv
 def test_sharding_pods_take_their_shard_from_their_name(
     sharding: list[Doc], overlays: dict[str, list[Doc]]
 ) -> None:
-    container = _container(sharding)
-    assert container["env"] == _container(overlays["sharding"])["env"]
-    assert container["args"] == _container(overlays["sharding"])["args"]
+    container = container_of(sharding)
+    assert container["env"] == container_of(overlays["sharding"])["env"]
+    assert container["args"] == container_of(overlays["sharding"])["args"]
     assert container["args"][-2:] == ["--total-shards", "3"]
 
 
@@ -669,14 +654,14 @@ def test_the_number_of_shards_sets_replicas_and_total_shards_together() -> None:
     docs = documents(render_helm(*_values("sharding.enabled=true", "sharding.shards=5")))
     workload = by_kind(docs, "StatefulSet")
     assert workload["spec"]["replicas"] == 5
-    assert _container(docs)["args"][-2:] == ["--total-shards", "5"]
+    assert container_of(docs)["args"][-2:] == ["--total-shards", "5"]
 
 
 def test_sharding_without_persistence_gives_each_pod_an_empty_dir() -> None:
     docs = documents(render_helm(*_values("sharding.enabled=true", "persistence.enabled=false")))
     workload = copy.deepcopy(by_kind(docs, "StatefulSet"))
     assert "volumeClaimTemplates" not in workload["spec"]
-    volumes = {v["name"]: v for v in _pod(docs)["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec_of(docs)["volumes"]}
     assert volumes["state"] == {"name": "state", "emptyDir": {}}
 
 

@@ -23,11 +23,14 @@ from tests.deploy.deploy_support import (
     OVERLAYS,
     SCHEMAS,
     by_kind,
+    container_of,
     documents,
     load_pod_config,
+    pod_spec_of,
     render_kustomization,
     render_kustomize,
     run_tool,
+    workload_of,
 )
 
 Doc = dict[str, Any]
@@ -85,25 +88,6 @@ def base() -> list[Doc]:
 # --- reading the rendered documents ------------------------------------------------------------
 
 
-def _workload(docs: list[Doc]) -> Doc:
-    """The one Deployment or StatefulSet."""
-    found = [doc for doc in docs if doc["kind"] in {"Deployment", "StatefulSet"}]
-    assert len(found) == 1, [doc["kind"] for doc in found]
-    return found[0]
-
-
-def _pod(docs: list[Doc]) -> Doc:
-    spec: Doc = _workload(docs)["spec"]["template"]["spec"]
-    return spec
-
-
-def _container(docs: list[Doc]) -> Doc:
-    containers = _pod(docs)["containers"]
-    assert len(containers) == 1
-    container: Doc = containers[0]
-    return container
-
-
 def _config_map(docs: list[Doc]) -> Doc:
     """The rendered ConfigMap holding config.yaml."""
     found = [doc for doc in docs if doc["kind"] == "ConfigMap" and "config.yaml" in doc["data"]]
@@ -142,9 +126,9 @@ def _example_secrets(overlay: Overlay) -> dict[str, Doc]:
 def _secret_mounts(overlay: Overlay) -> dict[str, dict[str, str]]:
     """Mount directory → example keys and values, for each Secret volume of the pod."""
     examples = _example_secrets(overlay)
-    volumes = {v["name"]: v for v in _pod(overlay.docs)["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec_of(overlay.docs)["volumes"]}
     mounts: dict[str, dict[str, str]] = {}
-    for mount in _container(overlay.docs)["volumeMounts"]:
+    for mount in container_of(overlay.docs)["volumeMounts"]:
         secret = volumes.get(mount["name"], {}).get("secret")
         if secret is not None:
             mounts[mount["mountPath"]] = examples[secret["secretName"]]["stringData"]
@@ -207,10 +191,10 @@ def test_each_overlays_custom_resources_pass_their_strict_json_schema(
 
 def test_each_overlays_config_loads_and_fits_the_pod(overlay: Overlay, tmp_path: Path) -> None:
     settings = load_pod_config(_config_text(overlay.docs), tmp_path, _secret_mounts(overlay))
-    pod = _pod(overlay.docs)
+    pod = pod_spec_of(overlay.docs)
     assert pod["terminationGracePeriodSeconds"] > settings.shutdown_timeout + 5
     port = int(settings.server.listen.rsplit(":", 1)[1])
-    assert {p["name"]: p["containerPort"] for p in _container(overlay.docs)["ports"]} == {
+    assert {p["name"]: p["containerPort"] for p in container_of(overlay.docs)["ports"]} == {
         "metrics": port
     }
 
@@ -219,10 +203,10 @@ def test_each_overlays_config_map_is_mounted_where_the_args_read_it(overlay: Ove
     config = _config_map(overlay.docs)
     volume = next(
         v
-        for v in _pod(overlay.docs)["volumes"]
+        for v in pod_spec_of(overlay.docs)["volumes"]
         if v.get("configMap", {}).get("name") == config["metadata"]["name"]
     )
-    container = _container(overlay.docs)
+    container = container_of(overlay.docs)
     mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
     args = container["args"]
     assert args[args.index("--config") + 1] == f"{mount['mountPath']}/config.yaml"
@@ -232,7 +216,9 @@ def test_every_file_the_config_reads_is_a_key_of_a_mounted_example_secret(
     overlay: Overlay,
 ) -> None:
     mounts = _secret_mounts(overlay)
-    readonly = {m["mountPath"]: m.get("readOnly") for m in _container(overlay.docs)["volumeMounts"]}
+    readonly = {
+        m["mountPath"]: m.get("readOnly") for m in container_of(overlay.docs)["volumeMounts"]
+    }
     for path in _file_settings(_config(overlay.docs)):
         folder, key = str(PurePosixPath(path).parent), PurePosixPath(path).name
         assert folder in mounts, f"{path} is not on a mounted Secret"
@@ -248,10 +234,10 @@ def test_each_overlays_example_secrets_hold_no_real_values(overlay: Overlay) -> 
 def test_each_overlay_keeps_the_base_image_hardening_probes_ports_and_resources(
     overlay: Overlay, base: list[Doc]
 ) -> None:
-    pod, base_pod = _pod(overlay.docs), _pod(base)
+    pod, base_pod = pod_spec_of(overlay.docs), pod_spec_of(base)
     for key in ("securityContext", "serviceAccountName", "automountServiceAccountToken"):
         assert pod[key] == base_pod[key], key
-    container, base_container = _container(overlay.docs), _container(base)
+    container, base_container = container_of(overlay.docs), container_of(base)
     for key in (
         "image",
         "imagePullPolicy",
@@ -267,15 +253,15 @@ def test_each_overlay_keeps_the_base_image_hardening_probes_ports_and_resources(
 
 
 def test_each_overlay_runs_pod_name_from_the_downward_api(overlay: Overlay) -> None:
-    env = {e["name"]: e for e in _container(overlay.docs)["env"]}
+    env = {e["name"]: e for e in container_of(overlay.docs)["env"]}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_each_overlays_service_network_policy_and_monitor_select_the_pods(
     overlay: Overlay,
 ) -> None:
-    labels = _workload(overlay.docs)["spec"]["template"]["metadata"]["labels"]
-    assert _workload(overlay.docs)["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    labels = workload_of(overlay.docs)["spec"]["template"]["metadata"]["labels"]
+    assert workload_of(overlay.docs)["spec"]["selector"]["matchLabels"].items() <= labels.items()
     service = by_kind(overlay.docs, "Service")
     assert service["spec"]["selector"].items() <= labels.items()
     policy = by_kind(overlay.docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
@@ -288,8 +274,8 @@ def test_each_overlays_service_network_policy_and_monitor_select_the_pods(
 
 
 def test_ha_runs_two_replicas_rolled_one_at_a_time_with_a_standby_left(ha: Overlay) -> None:
-    spec = _workload(ha.docs)["spec"]
-    assert _workload(ha.docs)["kind"] == "Deployment"
+    spec = workload_of(ha.docs)["spec"]
+    assert workload_of(ha.docs)["kind"] == "Deployment"
     assert spec["replicas"] == 2
     assert spec["strategy"] == {
         "type": "RollingUpdate",
@@ -300,23 +286,23 @@ def test_ha_runs_two_replicas_rolled_one_at_a_time_with_a_standby_left(ha: Overl
 def test_ha_has_a_disruption_budget_keeping_one_pod(ha: Overlay) -> None:
     budget = by_kind(ha.docs, "PodDisruptionBudget")["spec"]
     assert budget["minAvailable"] == 1
-    labels = _workload(ha.docs)["spec"]["template"]["metadata"]["labels"]
+    labels = workload_of(ha.docs)["spec"]["template"]["metadata"]["labels"]
     assert budget["selector"]["matchLabels"].items() <= labels.items()
 
 
 def test_ha_prefers_to_spread_the_replicas_over_nodes(ha: Overlay) -> None:
-    anti = _pod(ha.docs)["affinity"]["podAntiAffinity"]
+    anti = pod_spec_of(ha.docs)["affinity"]["podAntiAffinity"]
     assert "requiredDuringSchedulingIgnoredDuringExecution" not in anti
     [term] = anti["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
-    labels = _workload(ha.docs)["spec"]["template"]["metadata"]["labels"]
+    labels = workload_of(ha.docs)["spec"]["template"]["metadata"]["labels"]
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
 
 
 def test_ha_keeps_nothing_on_a_volume(ha: Overlay) -> None:
     assert not [doc for doc in ha.docs if doc["kind"] == "PersistentVolumeClaim"]
-    assert not [v for v in _pod(ha.docs)["volumes"] if "persistentVolumeClaim" in v]
-    assert STATE_DIR not in {m["mountPath"] for m in _container(ha.docs)["volumeMounts"]}
+    assert not [v for v in pod_spec_of(ha.docs)["volumes"] if "persistentVolumeClaim" in v]
+    assert STATE_DIR not in {m["mountPath"] for m in container_of(ha.docs)["volumeMounts"]}
 
 
 def test_ha_keeps_state_in_postgresql_with_the_password_from_the_mounted_secret(
@@ -342,9 +328,9 @@ def test_ha_config_is_the_base_config_apart_from_state(ha: Overlay) -> None:
 def test_ha_pod_template_is_the_base_one_plus_affinity_env_and_the_password(
     ha: Overlay, base: list[Doc]
 ) -> None:
-    pod = _without(_pod(ha.docs), volumes={"postgres"}, fields={"env"})
+    pod = _without(pod_spec_of(ha.docs), volumes={"postgres"}, fields={"env"})
     pod.pop("affinity")
-    expected = _without(_pod(base), volumes={"state"})
+    expected = _without(pod_spec_of(base), volumes={"state"})
     config = next(v for v in expected["volumes"] if v["name"] == "config")
     config["configMap"]["name"] = next(v for v in pod["volumes"] if v["name"] == "config")[
         "configMap"
@@ -364,33 +350,35 @@ def test_ha_may_reach_postgresql_and_still_dns_and_https(ha: Overlay, base: list
 def test_sharded_runs_a_statefulset_of_three_and_no_deployment_or_shared_claim(
     sharded: Overlay,
 ) -> None:
-    workload = _workload(sharded.docs)
+    workload = workload_of(sharded.docs)
     assert workload["kind"] == "StatefulSet"
     assert workload["spec"]["replicas"] == 3
     assert not [d for d in sharded.docs if d["kind"] in {"Deployment", "PersistentVolumeClaim"}]
 
 
 def test_sharded_pods_take_their_shard_from_their_name(sharded: Overlay, base: list[Doc]) -> None:
-    workload = _workload(sharded.docs)
+    workload = workload_of(sharded.docs)
     replicas = workload["spec"]["replicas"]
-    args = _container(sharded.docs)["args"]
-    assert args == [*_container(base)["args"], "--total-shards", str(replicas)]
+    args = container_of(sharded.docs)["args"]
+    assert args == [*container_of(base)["args"], "--total-shards", str(replicas)]
     pods = [f"{workload['metadata']['name']}-{ordinal}" for ordinal in range(replicas)]
     shards = [resolve_shard(None, replicas, pod) for pod in pods]
     assert shards == [Shard(ordinal, replicas) for ordinal in range(replicas)]
 
 
 def test_sharded_gives_each_pod_a_claim_for_its_state(sharded: Overlay, base: list[Doc]) -> None:
-    [template] = _workload(sharded.docs)["spec"]["volumeClaimTemplates"]
+    [template] = workload_of(sharded.docs)["spec"]["volumeClaimTemplates"]
     assert template["spec"] == by_kind(base, "PersistentVolumeClaim")["spec"]
-    mounts = {m["mountPath"]: m["name"] for m in _container(sharded.docs)["volumeMounts"]}
+    mounts = {m["mountPath"]: m["name"] for m in container_of(sharded.docs)["volumeMounts"]}
     state = _config(sharded.docs)["state"]
     assert mounts[str(PurePosixPath(state["path"]).parent)] == template["metadata"]["name"]
-    assert template["metadata"]["name"] not in {v["name"] for v in _pod(sharded.docs)["volumes"]}
+    assert template["metadata"]["name"] not in {
+        v["name"] for v in pod_spec_of(sharded.docs)["volumes"]
+    }
 
 
 def test_sharded_service_name_is_a_headless_service_selecting_the_pods(sharded: Overlay) -> None:
-    workload = _workload(sharded.docs)
+    workload = workload_of(sharded.docs)
     [service] = [
         d
         for d in sharded.docs
@@ -408,8 +396,8 @@ def test_sharded_config_is_the_base_config(sharded: Overlay) -> None:
 def test_sharded_pod_template_is_a_faithful_copy_of_the_base_one(
     sharded: Overlay, base: list[Doc]
 ) -> None:
-    template = copy.deepcopy(_workload(sharded.docs)["spec"]["template"])
-    base_template = copy.deepcopy(_workload(base)["spec"]["template"])
+    template = copy.deepcopy(workload_of(sharded.docs)["spec"]["template"])
+    base_template = copy.deepcopy(workload_of(base)["spec"]["template"])
     assert template["metadata"] == base_template["metadata"]
     for container in template["spec"]["containers"]:
         container.pop("env")
