@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 import yaml
 
+from tests.cli_support import offline_config
 from tests.conftest import PROJECT, SK, Harness
 
 CANARY_WEBHOOK = "https://hooks.example.invalid/CANARY-WEBHOOK-TOKEN-42"
@@ -96,15 +97,7 @@ async def test_a_missing_config_file_exits_2(tmp_path: Path) -> None:
 async def test_the_config_path_can_come_from_the_environment(tmp_path: Path) -> None:
     config = write_config(
         tmp_path / "c.yaml",
-        {
-            "dli": {
-                "endpoint": "http://127.0.0.1:1",
-                "project_id": PROJECT,
-                "auth": {"type": "none"},
-            },
-            "queues": ["etl"],
-            "sinks": [{"name": "out", "type": "console"}],
-        },
+        offline_config(PROJECT, sinks=[{"name": "out", "type": "console"}]),
     )
     code, out, _ = await run_cli("check-config", env={"DLI_MONITOR_CONFIG": str(config)})
     assert code == 0
@@ -327,14 +320,7 @@ def test_bad_shard_flags_exit_2_with_a_message(
 
     config = write_config(
         tmp_path / "c.yaml",
-        {
-            "dli": {
-                "endpoint": "http://127.0.0.1:1",
-                "project_id": PROJECT,
-                "auth": {"type": "none"},
-            },
-            "queues": ["etl"],
-        },
+        offline_config(PROJECT),
     )
     if pod is None:
         monkeypatch.delenv("POD_NAME", raising=False)

@@ -32,7 +32,7 @@ from monitor.pipeline import owned_targets
 from monitor.shard import Shard
 from monitor.store import open_store
 from monitor.store.postgres import SCHEMA_VERSION, PostgresStore
-from tests.cli_support import run_cli
+from tests.cli_support import offline_config, run_cli
 from tests.conftest import PROJECT, Harness
 
 SCHEMAS = [f"shard_{index}_of_3" for index in range(3)]
@@ -53,9 +53,8 @@ def write_config(tmp_path: Path, data: dict[str, Any]) -> Path:
 
 def plain_config(tmp_path: Path, state: dict[str, str]) -> Path:
     """A config with state `state` and nothing the commands here would reach."""
-    dli = {"endpoint": "http://127.0.0.1:1", "project_id": PROJECT, "auth": {"type": "none"}}
     sinks = [{"name": "out", "type": "console"}]
-    return write_config(tmp_path, {"dli": dli, "queues": ["etl"], "sinks": sinks, "state": state})
+    return write_config(tmp_path, offline_config(PROJECT, sinks=sinks, state=state))
 
 
 async def make_schemas(pg_dsn: str, *indexes: int) -> None:

@@ -18,18 +18,14 @@ from pathlib import Path
 import yaml
 
 from monitor.store import SCHEMA_VERSION, SqliteStore, open_store
-from tests.cli_support import run_cli
+from tests.cli_support import offline_config, run_cli
 from tests.conftest import PROJECT
 from tests.data import make_state_fixtures as v1
 
 
 def write_config(tmp_path: Path, state: Path) -> Path:
-    config = {
-        "dli": {"endpoint": "http://127.0.0.1:1", "project_id": PROJECT, "auth": {"type": "none"}},
-        "queues": ["etl"],
-        "sinks": [{"name": "out", "type": "console"}],
-        "state": {"path": str(state)},
-    }
+    sinks = [{"name": "out", "type": "console"}]
+    config = offline_config(PROJECT, sinks=sinks, state={"path": str(state)})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

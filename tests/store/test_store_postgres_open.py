@@ -18,18 +18,14 @@ import yaml
 from monitor.config import ConfigError, parse_settings
 from monitor.store import StoreError, StoreWriteError, open_store
 from monitor.store.postgres import SCHEMA_VERSION, PostgresStore
-from tests.cli_support import run_cli
+from tests.cli_support import offline_config, run_cli
 from tests.conftest import PROJECT
 from tests.pg_server import free_port
 from tests.store.support import T0, commit, event
 
 
 def config(state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "dli": {"endpoint": "http://127.0.0.1:1", "project_id": PROJECT, "auth": {"type": "none"}},
-        "queues": ["etl"],
-        "state": state,
-    }
+    return offline_config(PROJECT, state=state)
 
 
 def problems(state: dict[str, Any], base_dir: Path | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from monitor.cli import main
 from monitor.models import Event, EventKind, Job, JobState
 from monitor.silences import Silence, SilenceError, silencing
 from monitor.store import open_store
+from tests.cli_support import offline_config
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=2)
@@ -97,11 +98,7 @@ def test_the_lowest_id_of_several_matching_silences_is_the_one_reported() -> Non
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
-    data = {
-        "dli": {"endpoint": "http://127.0.0.1:1", "project_id": "p1", "auth": {"type": "none"}},
-        "queues": ["etl"],
-        "state": {"path": str(tmp_path / "state.db")},
-    }
+    data = offline_config(state={"path": str(tmp_path / "state.db")})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
