@@ -23,7 +23,6 @@ import signal
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -136,7 +135,7 @@ class Monitor:
             projects=[p.summary() for p in self.pipelines],
             shard=str(self.shard),
             sinks=list(self.sinks),
-            state=str(_state_path(self.settings)),
+            state=str(self.settings.state.location),
         )
         return self
 
@@ -149,7 +148,7 @@ class Monitor:
         """Open the state store, fenced by the leader lease; it closes before the sessions."""
         leadership = self.leadership
         self.store = await open_store(
-            _state_path(self.settings),
+            self.settings.state.location,
             password=self.settings.state.password_value(),
             fence=leadership.fence_provider,
             idle_in_transaction_timeout=leadership.idle_limit_s,
@@ -343,11 +342,3 @@ def _stale_after(settings: Settings) -> float:
     """How old the last successful cycle may be before /healthz fails."""
     timeout = max(p.dli.request_timeout for p in settings.projects)
     return 3 * settings.poll.interval + timeout * 2 + 30
-
-
-def _state_path(settings: Settings) -> Path | str:
-    """Where the state lives: the PostgreSQL URL (it holds no password), or the SQLite file."""
-    if settings.state.url is not None:
-        return settings.state.url
-    path = settings.state.path
-    return path if str(path) == ":memory:" else Path(path)
